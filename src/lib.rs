@@ -1,0 +1,13 @@
+//! ftp-pinhole: FTP data connections through a default-drop nftables firewall,
+//! one exact, short-lived pinhole at a time.
+//!
+//! The pipeline (see README): `decode` frames into TCP segments, `track` each
+//! control connection's byte streams, parse them in `ftp` into negotiations,
+//! judge each in `policy`, then open pinholes in a `backend` and record it all
+//! in an `audit` trail. Everything from `decode` to `policy` is sans-IO: plain
+//! state machines fed with bytes and [`time::Timestamp`]s, with no sockets, no
+//! clock reads and no global state.
+
+pub mod decode;
+pub mod time;
+pub mod track;
