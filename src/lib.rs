@@ -9,5 +9,11 @@
 //! clock reads and no global state.
 
 pub mod decode;
+pub mod ftp;
+pub mod pcap;
+pub mod pipeline;
+pub mod policy;
+pub mod report;
+pub mod synth;
 pub mod time;
 pub mod track;

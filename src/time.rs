@@ -48,6 +48,34 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// The time as RFC 3339 UTC with microseconds, e.g.
+    /// `2026-11-25T12:58:35.000123Z`.
+    pub fn to_rfc3339(self) -> String {
+        let secs = self.0 / 1_000_000_000;
+        let micros = (self.0 % 1_000_000_000) / 1_000;
+        let days = secs / 86_400;
+        let rem = secs % 86_400;
+        let (y, m, d) = civil_from_days(days);
+        format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    }
+}
+
+/// Year, month, day of the `days`-th day after 1970-01-01 (proleptic
+/// Gregorian; H. Hinnant's algorithm, restricted to dates after the epoch).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d)
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{:09}", self.0 / 1_000_000_000, self.0 % 1_000_000_000)
@@ -66,6 +94,16 @@ mod tests {
         let b = Timestamp::from_unix_nanos(9);
         assert_eq!(a.saturating_since(b), Duration::ZERO);
         assert_eq!(b.saturating_since(a), Duration::from_nanos(4));
+    }
+
+    #[test]
+    fn rfc3339_utc() {
+        assert_eq!(Timestamp::EPOCH.to_rfc3339(), "1970-01-01T00:00:00.000000Z");
+        let t = Timestamp::from_unix_nanos(1_329_843_161_968_492_000);
+        assert_eq!(t.to_rfc3339(), "2012-02-21T16:52:41.968492Z");
+        // A leap day and the end of a century leap year.
+        assert_eq!(Timestamp::from_unix_nanos(951_782_400_000_000_000).to_rfc3339(), "2000-02-29T00:00:00.000000Z");
+        assert_eq!(Timestamp::from_unix_nanos(1_798_761_599_000_000_000).to_rfc3339(), "2026-12-31T23:59:59.000000Z");
     }
 
     #[test]

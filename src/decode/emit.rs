@@ -56,9 +56,8 @@ pub fn emit_ip(seg: &Segment<'_>) -> Result<Vec<u8>, EmitError> {
             let len = u16::try_from(tcp_len).map_err(too_long)?;
             let ip = Ipv4Header::new(len, TTL, IpNumber::TCP, src.octets(), dst.octets())
                 .map_err(|_| EmitError::TooLong(seg.payload.len()))?;
-            tcp.checksum = tcp
-                .calc_checksum_ipv4(&ip, seg.payload)
-                .map_err(|_| EmitError::TooLong(seg.payload.len()))?;
+            tcp.checksum =
+                tcp.calc_checksum_ipv4(&ip, seg.payload).map_err(|_| EmitError::TooLong(seg.payload.len()))?;
             write_all(&mut out, |w| ip.write(w));
         }
         (IpAddr::V6(src), IpAddr::V6(dst)) => {
@@ -71,9 +70,8 @@ pub fn emit_ip(seg: &Segment<'_>) -> Result<Vec<u8>, EmitError> {
                 source: src.octets(),
                 destination: dst.octets(),
             };
-            tcp.checksum = tcp
-                .calc_checksum_ipv6(&ip, seg.payload)
-                .map_err(|_| EmitError::TooLong(seg.payload.len()))?;
+            tcp.checksum =
+                tcp.calc_checksum_ipv6(&ip, seg.payload).map_err(|_| EmitError::TooLong(seg.payload.len()))?;
             write_all(&mut out, |w| ip.write(w));
         }
         (src, dst) => return Err(EmitError::MixedFamilies { src, dst }),

@@ -52,9 +52,7 @@ impl LinkType {
                 let (ether_type, rest) = sll2::split(frame)?;
                 SlicedPacket::from_ether_type(ether_type, rest).map_err(LinkError::Slice)
             }
-            LinkType::RawIp | LinkType::Ipv4 | LinkType::Ipv6 => {
-                SlicedPacket::from_ip(frame).map_err(LinkError::Slice)
-            }
+            LinkType::RawIp | LinkType::Ipv4 | LinkType::Ipv6 => SlicedPacket::from_ip(frame).map_err(LinkError::Slice),
             LinkType::Null | LinkType::Loop => {
                 let (family, rest) = loopback::split(frame, self == LinkType::Loop)?;
                 match family {
@@ -130,11 +128,7 @@ mod loopback {
                 u32::from_be_bytes(*head)
             }
         };
-        let family = if value == AF_INET || AF_INET6.contains(&value) {
-            Family::Ip
-        } else {
-            Family::Other
-        };
+        let family = if value == AF_INET || AF_INET6.contains(&value) { Family::Ip } else { Family::Other };
         Ok((family, rest))
     }
 }

@@ -24,14 +24,9 @@ fn ethernet_ipv4_round_trip() {
 fn every_link_type_round_trips_v4_and_v6() {
     let v4 = seg("192.0.2.10:40000", "198.51.100.20:21", PORT_LINE);
     let v6 = seg("[2001:db8:1::10]:40000", "[2001:db8:2::20]:21", PORT_LINE);
-    for link in [
-        LinkType::Ethernet,
-        LinkType::LinuxSll,
-        LinkType::LinuxSll2,
-        LinkType::RawIp,
-        LinkType::Null,
-        LinkType::Loop,
-    ] {
+    for link in
+        [LinkType::Ethernet, LinkType::LinuxSll, LinkType::LinuxSll2, LinkType::RawIp, LinkType::Null, LinkType::Loop]
+    {
         for s in [v4, v6] {
             let frame = emit(link, &[], &s).expect("emit");
             assert_eq!(decode(link, &frame), Ok(s), "link {link:?}, {}", s.src);

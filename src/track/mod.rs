@@ -52,6 +52,16 @@ pub enum Direction {
     ToClient,
 }
 
+impl Direction {
+    /// The other way.
+    pub const fn reverse(self) -> Self {
+        match self {
+            Direction::ToServer => Direction::ToClient,
+            Direction::ToClient => Direction::ToServer,
+        }
+    }
+}
+
 /// Why a tracked connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -195,6 +205,44 @@ pub struct TrackStats {
     pub evicted: u64,
 }
 
+impl TrackStats {
+    /// Add another tracker's counters to these.
+    pub fn merge(&mut self, o: &TrackStats) {
+        let TrackStats {
+            segments,
+            not_control,
+            control_segments,
+            duplicates,
+            trimmed,
+            held,
+            gaps,
+            gap_bytes,
+            out_of_window,
+            rst_ignored,
+            after_close,
+            connections,
+            midstream,
+            table_full,
+            evicted,
+        } = self;
+        *segments += o.segments;
+        *not_control += o.not_control;
+        *control_segments += o.control_segments;
+        *duplicates += o.duplicates;
+        *trimmed += o.trimmed;
+        *held += o.held;
+        *gaps += o.gaps;
+        *gap_bytes += o.gap_bytes;
+        *out_of_window += o.out_of_window;
+        *rst_ignored += o.rst_ignored;
+        *after_close += o.after_close;
+        *connections += o.connections;
+        *midstream += o.midstream;
+        *table_full += o.table_full;
+        *evicted += o.evicted;
+    }
+}
+
 /// How close to the expected sequence number a RST must be to be believed.
 const RST_WINDOW: u32 = 1 << 20;
 
@@ -217,6 +265,25 @@ struct Conn {
     to_client: Stream,
     /// Payload was seen in both directions (a real session, not a probe).
     assured: bool,
+}
+
+/// Hand a stream's output on as tracker events.
+fn forward(
+    session: SessionId,
+    dir: Direction,
+    chunk: Chunk<'_>,
+    stats: &mut TrackStats,
+    out: &mut dyn FnMut(TrackEvent<'_>),
+) {
+    match chunk {
+        Chunk::Data(bytes) => out(TrackEvent::Data { session, dir, bytes }),
+        Chunk::Gap(bytes) => {
+            stats.gaps += 1;
+            out(TrackEvent::Gap { session, dir, bytes })
+        }
+        // Both FINs are checked after the segment; nothing to say per FIN.
+        Chunk::Fin => {}
+    }
 }
 
 /// The ISN seen for one direction of `conn`.
@@ -324,7 +391,9 @@ impl Tracker {
             None => return, // a bare ACK/FIN/RST of a connection never seen: nothing to track
         };
         let Some(session) = session else { return };
-        let Some(conn) = self.conns.get_mut(&control) else { return };
+        let Some(conn) = self.conns.get_mut(&control) else {
+            return;
+        };
         conn.last_seen = now;
 
         if seg.flags.rst {
@@ -341,14 +410,15 @@ impl Tracker {
 
         let limits = Limits { max_bytes: self.config.max_held_bytes, max_segments: self.config.max_held_segments };
         let stats = &mut self.stats;
-        let outcome = conn.stream(dir).receive(seg.seq, seg.flags, seg.payload, limits, &mut |chunk| match chunk {
-            Chunk::Data(bytes) => out(TrackEvent::Data { session, dir, bytes }),
-            Chunk::Gap(bytes) => {
-                stats.gaps += 1;
-                out(TrackEvent::Gap { session, dir, bytes })
-            }
-            Chunk::Fin => {}
-        });
+        if seg.flags.ack {
+            // The ACK speaks for the other direction's stream.
+            let back = dir.reverse();
+            let lost = conn.stream(back).acked(seg.ack, &mut |chunk| forward(session, back, chunk, stats, out));
+            stats.gap_bytes += lost;
+        }
+        let outcome = conn
+            .stream(dir)
+            .receive(seg.seq, seg.flags, seg.payload, limits, &mut |chunk| forward(session, dir, chunk, stats, out));
         self.stats.duplicates += u64::from(outcome.duplicate);
         self.stats.trimmed += u64::from(outcome.trimmed);
         self.stats.held += u64::from(outcome.buffered);

@@ -154,6 +154,27 @@ impl Stream {
         outcome
     }
 
+    /// The receiver acknowledged everything before `ack`. If bytes are held
+    /// beyond a hole that the acknowledgement covers, the hole was delivered
+    /// but never captured and no retransmission will fill it: give it up now
+    /// rather than when the limits force it. Returns the bytes given up.
+    pub(super) fn acked(&mut self, ack: u32, out: &mut dyn FnMut(Chunk<'_>)) -> u64 {
+        let (Some(next), Some((&first, _))) = (self.next_seq, self.held.first_key_value()) else {
+            return 0;
+        };
+        let acked_ahead = ack.wrapping_sub(next) as i32;
+        if acked_ahead <= 0 || self.finished {
+            return 0;
+        }
+        // Skip no further than the first held byte: what lies beyond it is
+        // known, and a hole between held segments is judged on its own.
+        let missing = (acked_ahead as u64).min(first - self.offset);
+        out(Chunk::Gap(missing));
+        self.advance(missing);
+        self.drain(out);
+        missing
+    }
+
     /// Hand on `data` (and the FIN) at the stream's current position.
     fn deliver(&mut self, data: &[u8], fin: bool, out: &mut dyn FnMut(Chunk<'_>)) {
         if !data.is_empty() {
@@ -177,7 +198,9 @@ impl Stream {
     /// Deliver held segments that the stream has now reached.
     fn drain(&mut self, out: &mut dyn FnMut(Chunk<'_>)) {
         while !self.finished {
-            let Some(entry) = self.held.first_entry() else { break };
+            let Some(entry) = self.held.first_entry() else {
+                break;
+            };
             let at = *entry.key();
             if at > self.offset {
                 break;
@@ -218,7 +241,9 @@ impl Stream {
         outcome.buffered = true;
         // Give up holes, oldest first, until the held data fits the limits again.
         while self.held_bytes > limits.max_bytes || self.held.len() > limits.max_segments {
-            let Some((&first, _)) = self.held.first_key_value() else { break };
+            let Some((&first, _)) = self.held.first_key_value() else {
+                break;
+            };
             let missing = first - self.offset;
             outcome.gap_bytes += missing;
             out(Chunk::Gap(missing));
@@ -300,10 +325,8 @@ mod tests {
     fn sequence_numbers_wrap() {
         let mut s = Stream::default();
         let isn = u32::MAX - 2;
-        let (text, _) = run(
-            &mut s,
-            &[(isn, SYN, ""), (u32::MAX - 1, DATA, "AB"), (1, DATA, "DE"), (0, DATA, "C"), (0, DATA, "C")],
-        );
+        let (text, _) =
+            run(&mut s, &[(isn, SYN, ""), (u32::MAX - 1, DATA, "AB"), (1, DATA, "DE"), (0, DATA, "C"), (0, DATA, "C")]);
         assert_eq!(text, "ABCDE");
     }
 
@@ -317,7 +340,15 @@ mod tests {
     #[test]
     fn hole_is_given_up_when_limits_are_reached() {
         let mut s = Stream::default();
-        let segs = [(1, SYN, ""), (2, DATA, "A"), (10, DATA, "1"), (11, DATA, "2"), (12, DATA, "3"), (13, DATA, "4"), (14, DATA, "5")];
+        let segs = [
+            (1, SYN, ""),
+            (2, DATA, "A"),
+            (10, DATA, "1"),
+            (11, DATA, "2"),
+            (12, DATA, "3"),
+            (13, DATA, "4"),
+            (14, DATA, "5"),
+        ];
         let (text, o) = run(&mut s, &segs);
         // Five held segments exceed max_segments (4): the 7-byte hole goes.
         assert_eq!(text, "A[gap 7]12345");
@@ -337,6 +368,26 @@ mod tests {
         // which leaves 40 held bytes, within the limit.
         assert_eq!(text, format!("[gap 48]{big}"));
         assert_eq!(s.held_bytes, 40);
+    }
+
+    #[test]
+    fn an_ack_past_a_hole_gives_it_up_at_once() {
+        let mut s = Stream::default();
+        let (text, _) = run(&mut s, &[(1, SYN, ""), (2, DATA, "200 ok\r\n"), (20, DATA, "227 x\r\n")]);
+        assert_eq!(text, "200 ok\r\n");
+        let mut got = String::new();
+        // An ACK short of the hole proves nothing.
+        assert_eq!(s.acked(10, &mut |_| panic!("nothing to give up")), 0);
+        // The peer acknowledged through the held segment: the hole is lost.
+        let lost = s.acked(27, &mut |c| match c {
+            Chunk::Data(d) => got.push_str(&String::from_utf8_lossy(d)),
+            Chunk::Gap(n) => got.push_str(&format!("[gap {n}]")),
+            Chunk::Fin => got.push_str("[fin]"),
+        });
+        assert_eq!(lost, 10);
+        assert_eq!(got, "[gap 10]227 x\r\n");
+        // Nothing held: an ACK never skips ahead on its own.
+        assert_eq!(s.acked(1000, &mut |_| panic!("nothing held")), 0);
     }
 
     #[test]

@@ -9,12 +9,7 @@ fn addr(s: &str) -> SocketAddr {
 }
 
 fn flags(spec: &str) -> TcpFlags {
-    TcpFlags {
-        syn: spec.contains('S'),
-        ack: spec.contains('A'),
-        fin: spec.contains('F'),
-        rst: spec.contains('R'),
-    }
+    TcpFlags { syn: spec.contains('S'), ack: spec.contains('A'), fin: spec.contains('F'), rst: spec.contains('R') }
 }
 
 /// A segment from `from` to the other end.
@@ -34,7 +29,9 @@ fn feed(tracker: &mut Tracker, t: u64, segs: &[Segment<'_>]) -> Vec<String> {
 
 fn render(e: &TrackEvent<'_>) -> String {
     match e {
-        TrackEvent::Opened { session, midstream, .. } => format!("open {session}{}", if *midstream { " mid" } else { "" }),
+        TrackEvent::Opened { session, midstream, .. } => {
+            format!("open {session}{}", if *midstream { " mid" } else { "" })
+        }
         TrackEvent::Data { session, dir, bytes } => {
             let d = if *dir == Direction::ToServer { ">" } else { "<" };
             format!("{session}{d}{}", String::from_utf8_lossy(bytes))

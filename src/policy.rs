@@ -1,0 +1,347 @@
+//! Stage 4: negotiations to decisions, a [`Pinhole`] to open or a [`Refusal`].
+//!
+//! The policy is a plain value: what third-party addresses may be announced,
+//! which data ports are too low, which source port an active-mode server
+//! uses, how long a pinhole lives. [`Policy::decide`] is a pure function.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use thiserror::Error;
+
+use crate::ftp::{Mode, Negotiation, ParseError};
+use crate::track::ControlConn;
+
+/// The source port a server's active-mode data connection comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SourcePort {
+    /// Exactly this port (20, ftp-data, by default).
+    Port(u16),
+    /// Any port: servers that do not bind port 20, and every passive client.
+    Any,
+}
+
+impl fmt::Display for SourcePort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SourcePort::Port(p) => write!(f, "{p}"),
+            SourcePort::Any => f.write_str("any"),
+        }
+    }
+}
+
+impl FromStr for SourcePort {
+    type Err = String;
+
+    /// `20` (or another port) or `any`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case("any") {
+            return Ok(SourcePort::Any);
+        }
+        match s.parse::<u16>() {
+            Ok(p) if p != 0 => Ok(SourcePort::Port(p)),
+            _ => Err(format!("{s:?} is neither a port (1-65535) nor \"any\"")),
+        }
+    }
+}
+
+/// One new TCP flow the firewall should let through, once, for a while.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Pinhole {
+    /// Active (server connects to client) or passive (client to server).
+    pub mode: Mode,
+    /// Who opens the data connection.
+    pub src: IpAddr,
+    /// From which port.
+    pub sport: SourcePort,
+    /// To whom.
+    pub dst: IpAddr,
+    /// To which port.
+    pub dport: u16,
+    /// How long the pinhole waits for its connection.
+    pub ttl: Duration,
+}
+
+impl Pinhole {
+    /// Whether two pinholes admit the same flow (their TTLs may differ).
+    pub fn same_flow(&self, other: &Pinhole) -> bool {
+        (self.mode, self.src, self.sport, self.dst, self.dport)
+            == (other.mode, other.src, other.sport, other.dst, other.dport)
+    }
+}
+
+impl fmt::Display for Pinhole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ep = |ip: IpAddr, port: &dyn fmt::Display| match ip {
+            IpAddr::V4(v4) => format!("{v4}:{port}"),
+            IpAddr::V6(v6) => format!("[{v6}]:{port}"),
+        };
+        write!(f, "tcp {} -> {}", ep(self.src, &self.sport), ep(self.dst, &self.dport))
+    }
+}
+
+/// Why a negotiation opens nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RefusalReason {
+    /// The line could not be parsed into an address and port.
+    #[error("{0}")]
+    Unparsable(ParseError),
+    /// A passive reply that no PASV/EPSV/LPSV asked for.
+    #[error("passive reply without a pending request")]
+    Unsolicited,
+    /// IPv6 announced on an IPv4 control connection, or the reverse.
+    #[error("announced {announced} on a control connection of the other IP family")]
+    FamilyMismatch {
+        /// The announced address.
+        announced: IpAddr,
+    },
+    /// The announced address is not the control connection's peer (FTP
+    /// bounce, RFC 2577; or a third-party transfer) and not allowed.
+    #[error("announced address {announced} is not the control connection's {expected}")]
+    ThirdParty {
+        /// The address the control connection says it should be.
+        expected: IpAddr,
+        /// The address announced.
+        announced: IpAddr,
+    },
+    /// A data port below the configured minimum (1024 by default).
+    #[error("data port {port} is below {min}")]
+    PrivilegedPort {
+        /// The announced port.
+        port: u16,
+        /// The configured minimum.
+        min: u16,
+    },
+}
+
+impl RefusalReason {
+    /// The stable code of the reason, for JSON output and the audit trail.
+    pub const fn code(&self) -> &'static str {
+        match self {
+            RefusalReason::Unparsable(e) => e.code(),
+            RefusalReason::Unsolicited => "unsolicited-reply",
+            RefusalReason::FamilyMismatch { .. } => "family-mismatch",
+            RefusalReason::ThirdParty { .. } => "third-party-address",
+            RefusalReason::PrivilegedPort { .. } => "privileged-port",
+        }
+    }
+
+    /// Every code a refusal can carry, for documentation and reports.
+    pub const CODES: [&'static str; 8] = [
+        "malformed",
+        "out-of-range",
+        "line-too-long",
+        "unsupported-family",
+        "unsolicited-reply",
+        "family-mismatch",
+        "third-party-address",
+        "privileged-port",
+    ];
+}
+
+/// A negotiation that opens nothing, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// Why.
+    pub reason: RefusalReason,
+}
+
+/// What the policy makes of a negotiation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Open this pinhole.
+    Open(Pinhole),
+    /// Open nothing.
+    Refuse(Refusal),
+}
+
+/// The rules negotiations are judged by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// Announced addresses that may differ from the control connection's
+    /// peer (a server behind NAT announcing its public address, FXP).
+    pub allow_third_party: Vec<IpNet>,
+    /// Lowest data port accepted (1024: no privileged ports).
+    pub min_data_port: u16,
+    /// Source port of active-mode data connections.
+    pub active_source_port: SourcePort,
+    /// Lifetime of a pinhole that is not used.
+    pub ttl: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            allow_third_party: Vec::new(),
+            min_data_port: 1024,
+            active_source_port: SourcePort::Port(20),
+            ttl: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Policy {
+    /// Judge a negotiation seen on `control`.
+    pub fn decide(&self, control: &ControlConn, negotiation: &Negotiation) -> Decision {
+        match self.check(control, negotiation) {
+            Ok(pinhole) => Decision::Open(pinhole),
+            Err(reason) => Decision::Refuse(Refusal { reason }),
+        }
+    }
+
+    fn check(&self, control: &ControlConn, negotiation: &Negotiation) -> Result<Pinhole, RefusalReason> {
+        let announced: SocketAddr = negotiation.announced.clone().map_err(RefusalReason::Unparsable)?;
+        if negotiation.unsolicited {
+            return Err(RefusalReason::Unsolicited);
+        }
+        let ip = announced.ip().to_canonical();
+        let mode = negotiation.kind.mode();
+        let (peer, other) = match mode {
+            Mode::Active => (control.client.ip(), control.server.ip()),
+            Mode::Passive => (control.server.ip(), control.client.ip()),
+        };
+        let peer = peer.to_canonical();
+        if ip.is_ipv4() != peer.is_ipv4() {
+            return Err(RefusalReason::FamilyMismatch { announced: ip });
+        }
+        if ip != peer && !self.allow_third_party.iter().any(|net| net.contains(&ip)) {
+            return Err(RefusalReason::ThirdParty { expected: peer, announced: ip });
+        }
+        if announced.port() < self.min_data_port {
+            return Err(RefusalReason::PrivilegedPort { port: announced.port(), min: self.min_data_port });
+        }
+        let (src, sport) = match mode {
+            Mode::Active => (other.to_canonical(), self.active_source_port),
+            Mode::Passive => (other.to_canonical(), SourcePort::Any),
+        };
+        Ok(Pinhole { mode, src, sport, dst: ip, dport: announced.port(), ttl: self.ttl })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ftp::NegotiationKind;
+
+    fn control() -> ControlConn {
+        ControlConn {
+            client: "192.0.2.10:40000".parse().expect("addr"),
+            server: "198.51.100.20:21".parse().expect("addr"),
+        }
+    }
+
+    fn neg(kind: NegotiationKind, announced: &str) -> Negotiation {
+        Negotiation {
+            kind,
+            line: String::new(),
+            announced: Ok(announced.parse().expect("endpoint")),
+            unsolicited: false,
+        }
+    }
+
+    fn refusal(d: Decision) -> RefusalReason {
+        match d {
+            Decision::Refuse(r) => r.reason,
+            Decision::Open(p) => panic!("expected a refusal, got {p}"),
+        }
+    }
+
+    #[test]
+    fn active_opens_server_20_to_client_port() {
+        let d = Policy::default().decide(&control(), &neg(NegotiationKind::Port, "192.0.2.10:50000"));
+        let Decision::Open(p) = d else { panic!("expected a pinhole: {d:?}") };
+        assert_eq!(p.to_string(), "tcp 198.51.100.20:20 -> 192.0.2.10:50000");
+        assert_eq!((p.mode, p.ttl), (Mode::Active, Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn passive_opens_client_any_to_server_port() {
+        let d = Policy::default().decide(&control(), &neg(NegotiationKind::Pasv, "198.51.100.20:50000"));
+        let Decision::Open(p) = d else { panic!("expected a pinhole: {d:?}") };
+        assert_eq!(p.to_string(), "tcp 192.0.2.10:any -> 198.51.100.20:50000");
+        assert_eq!(p.mode, Mode::Passive);
+    }
+
+    #[test]
+    fn active_source_port_policy() {
+        let policy = Policy { active_source_port: SourcePort::Any, ..Policy::default() };
+        let Decision::Open(p) = policy.decide(&control(), &neg(NegotiationKind::Eprt, "192.0.2.10:50000")) else {
+            panic!("expected a pinhole")
+        };
+        assert_eq!(p.sport, SourcePort::Any);
+        assert_eq!("any".parse::<SourcePort>(), Ok(SourcePort::Any));
+        assert_eq!("20".parse::<SourcePort>(), Ok(SourcePort::Port(20)));
+        assert!("0".parse::<SourcePort>().is_err() && "x".parse::<SourcePort>().is_err());
+    }
+
+    #[test]
+    fn bounce_is_refused_unless_allowed() {
+        let n = neg(NegotiationKind::Port, "203.0.113.5:50000");
+        let r = refusal(Policy::default().decide(&control(), &n));
+        assert_eq!(r.code(), "third-party-address");
+        assert_eq!(r.to_string(), "announced address 203.0.113.5 is not the control connection's 192.0.2.10");
+        let policy = Policy { allow_third_party: vec!["203.0.113.0/24".parse().expect("net")], ..Policy::default() };
+        let Decision::Open(p) = policy.decide(&control(), &n) else { panic!("allowed third party") };
+        assert_eq!(p.dst.to_string(), "203.0.113.5");
+        // A passive reply naming another host is the same refusal.
+        let r = refusal(Policy::default().decide(&control(), &neg(NegotiationKind::Pasv, "192.0.2.99:50000")));
+        assert_eq!(r.code(), "third-party-address");
+    }
+
+    #[test]
+    fn privileged_ports_are_refused() {
+        let r = refusal(Policy::default().decide(&control(), &neg(NegotiationKind::Port, "192.0.2.10:22")));
+        assert_eq!(r, RefusalReason::PrivilegedPort { port: 22, min: 1024 });
+        let policy = Policy { min_data_port: 1, ..Policy::default() };
+        assert!(matches!(policy.decide(&control(), &neg(NegotiationKind::Port, "192.0.2.10:22")), Decision::Open(_)));
+    }
+
+    #[test]
+    fn family_mismatch_is_refused() {
+        let r = refusal(Policy::default().decide(&control(), &neg(NegotiationKind::Eprt, "[2001:db8::1]:50000")));
+        assert_eq!(r.code(), "family-mismatch");
+    }
+
+    #[test]
+    fn unparsable_and_unsolicited_are_refused() {
+        let mut n = neg(NegotiationKind::Pasv, "198.51.100.20:50000");
+        n.unsolicited = true;
+        assert_eq!(refusal(Policy::default().decide(&control(), &n)), RefusalReason::Unsolicited);
+        n.announced = Err(ParseError::OctetRange(300));
+        assert_eq!(refusal(Policy::default().decide(&control(), &n)).code(), "out-of-range");
+        n.announced = Err(ParseError::LineTooLong(2048));
+        assert_eq!(refusal(Policy::default().decide(&control(), &n)).code(), "line-too-long");
+        n.announced = Err(ParseError::NoTuple);
+        assert_eq!(refusal(Policy::default().decide(&control(), &n)).code(), "malformed");
+    }
+
+    #[test]
+    fn ipv4_mapped_control_addresses_compare_as_ipv4() {
+        let control = ControlConn {
+            client: "[::ffff:192.0.2.10]:40000".parse().expect("addr"),
+            server: "[::ffff:198.51.100.20]:21".parse().expect("addr"),
+        };
+        let Decision::Open(p) = Policy::default().decide(&control, &neg(NegotiationKind::Port, "192.0.2.10:50000"))
+        else {
+            panic!("mapped addresses are the same host")
+        };
+        assert_eq!(p.src.to_string(), "198.51.100.20");
+    }
+
+    #[test]
+    fn every_code_is_listed() {
+        for code in [
+            RefusalReason::Unsolicited.code(),
+            RefusalReason::PrivilegedPort { port: 1, min: 2 }.code(),
+            ParseError::NoTuple.code(),
+            ParseError::PortRange(0).code(),
+            ParseError::LineTooLong(1).code(),
+            ParseError::Family(String::new()).code(),
+        ] {
+            assert!(RefusalReason::CODES.contains(&code), "{code}");
+        }
+    }
+}

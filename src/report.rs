@@ -1,0 +1,249 @@
+//! How negotiations are reported by `inspect`: one JSON object per line, or
+//! an aligned table for people.
+
+use std::io::{self, Write};
+use std::net::{IpAddr, SocketAddr};
+
+use serde::Serialize;
+
+use crate::ftp::Negotiation;
+use crate::pipeline::Stats;
+use crate::policy::{Decision, Pinhole, SourcePort};
+use crate::time::Timestamp;
+use crate::track::{ControlConn, SessionId};
+
+/// A source port as JSON: a number, or the string `"any"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum PortJson {
+    /// A fixed port.
+    Port(u16),
+    /// Any port.
+    Any(&'static str),
+}
+
+impl From<SourcePort> for PortJson {
+    fn from(p: SourcePort) -> Self {
+        match p {
+            SourcePort::Port(n) => PortJson::Port(n),
+            SourcePort::Any => PortJson::Any("any"),
+        }
+    }
+}
+
+/// A pinhole as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PinholeJson {
+    /// Always `"tcp"`.
+    pub proto: &'static str,
+    /// Who connects.
+    pub src: IpAddr,
+    /// From which port, or `"any"`.
+    pub sport: PortJson,
+    /// To whom.
+    pub dst: IpAddr,
+    /// To which port.
+    pub dport: u16,
+    /// Lifetime in seconds.
+    pub ttl_s: u64,
+    /// `"active"` or `"passive"`.
+    pub mode: crate::ftp::Mode,
+}
+
+impl From<&Pinhole> for PinholeJson {
+    fn from(p: &Pinhole) -> Self {
+        PinholeJson {
+            proto: "tcp",
+            src: p.src,
+            sport: p.sport.into(),
+            dst: p.dst,
+            dport: p.dport,
+            ttl_s: p.ttl.as_secs(),
+            mode: p.mode,
+        }
+    }
+}
+
+/// One negotiation, as `inspect` prints it (the README documents the schema).
+#[derive(Debug, Clone, Serialize)]
+pub struct NegotiationRecord<'a> {
+    /// File name of the capture.
+    pub pcap: &'a str,
+    /// 1-based number of the frame that completed the line.
+    pub frame: u64,
+    /// Capture time of that frame, Unix seconds.
+    pub time: f64,
+    /// Session number within the capture.
+    pub session: SessionId,
+    /// Control connection's client end.
+    pub client: SocketAddr,
+    /// Control connection's server end.
+    pub server: SocketAddr,
+    /// PORT, EPRT, LPRT, PASV, EPSV or LPSV.
+    pub kind: &'static str,
+    /// The announcing line.
+    pub line: &'a str,
+    /// The announced endpoint, `null` if none could be parsed.
+    pub announced: Option<SocketAddr>,
+    /// `"open"` or `"refuse"`.
+    pub verdict: &'static str,
+    /// Refusal code, `null` when opened.
+    pub reason: Option<&'static str>,
+    /// Refusal in words, `null` when opened.
+    pub detail: Option<String>,
+    /// The pinhole opened, `null` when refused.
+    pub pinhole: Option<PinholeJson>,
+}
+
+impl<'a> NegotiationRecord<'a> {
+    /// The record of `negotiation`, judged `decision`, seen in `pcap` at `frame`.
+    pub fn new(
+        pcap: &'a str,
+        frame: u64,
+        at: Timestamp,
+        session: SessionId,
+        control: &ControlConn,
+        negotiation: &'a Negotiation,
+        decision: &Decision,
+    ) -> Self {
+        let (verdict, reason, detail, pinhole) = match decision {
+            Decision::Open(p) => ("open", None, None, Some(PinholeJson::from(p))),
+            Decision::Refuse(r) => ("refuse", Some(r.reason.code()), Some(r.reason.to_string()), None),
+        };
+        NegotiationRecord {
+            pcap,
+            frame,
+            time: at.unix_secs_f64(),
+            session,
+            client: control.client,
+            server: control.server,
+            kind: negotiation.kind.as_str(),
+            line: &negotiation.line,
+            announced: negotiation.announced.as_ref().ok().copied(),
+            verdict,
+            reason,
+            detail,
+            pinhole,
+        }
+    }
+
+    /// The cells of this record's row in the text table.
+    pub fn cells(&self, at: Timestamp) -> [String; 8] {
+        let outcome = match (&self.pinhole, &self.detail) {
+            (Some(p), _) => {
+                let sport = match p.sport {
+                    PortJson::Port(n) => n.to_string(),
+                    PortJson::Any(_) => "any".to_string(),
+                };
+                format!("{} -> {} ttl {}s", SocketAddrText(p.src, &sport), SocketAddrText(p.dst, &p.dport), p.ttl_s)
+            }
+            (None, Some(detail)) => format!("{}: {detail}", self.reason.unwrap_or("refused")),
+            (None, None) => String::new(),
+        };
+        [
+            self.frame.to_string(),
+            at.to_rfc3339(),
+            self.client.to_string(),
+            self.server.to_string(),
+            self.kind.to_string(),
+            self.announced.map_or_else(|| "-".to_string(), |a| a.to_string()),
+            self.verdict.to_string(),
+            outcome,
+        ]
+    }
+}
+
+/// `ip:port` with brackets for IPv6, for any displayable port.
+struct SocketAddrText<'a>(IpAddr, &'a dyn std::fmt::Display);
+
+impl std::fmt::Display for SocketAddrText<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            IpAddr::V4(ip) => write!(f, "{ip}:{}", self.1),
+            IpAddr::V6(ip) => write!(f, "[{ip}]:{}", self.1),
+        }
+    }
+}
+
+/// Column titles of the text table.
+pub const TABLE_HEADER: [&str; 8] =
+    ["FRAME", "TIME", "CLIENT", "SERVER", "KIND", "ANNOUNCED", "VERDICT", "PINHOLE / REASON"];
+
+/// Write rows as a table whose columns are as wide as their widest cell.
+/// Control characters in cells are shown escaped, never sent to the terminal.
+pub fn write_table(out: &mut dyn Write, rows: &[[String; 8]]) -> io::Result<()> {
+    let clean = |s: &str| {
+        s.chars()
+            .flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] })
+            .collect::<String>()
+    };
+    let header = TABLE_HEADER.map(str::to_string);
+    let rows: Vec<[String; 8]> =
+        std::iter::once(header).chain(rows.iter().cloned()).map(|r| r.map(|c| clean(&c))).collect();
+    let mut widths = [0usize; 8];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for row in &rows {
+        let mut line = String::new();
+        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+/// A human summary of one capture's counters, for standard error.
+pub fn write_summary(out: &mut dyn Write, name: &str, stats: &Stats) -> io::Result<()> {
+    let t = &stats.track;
+    writeln!(
+        out,
+        "{name}: {} frames, {} control connections ({} picked up mid-stream), {} negotiations: {} opened, {} refused",
+        stats.frames,
+        t.connections,
+        t.midstream,
+        stats.negotiations,
+        stats.opened,
+        stats.refused.values().sum::<u64>()
+    )?;
+    if !stats.refused.is_empty() {
+        let parts: Vec<String> = stats.refused.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        writeln!(out, "  refused by reason: {}", parts.join(", "))?;
+    }
+    let mut skipped: Vec<String> = stats.skipped.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    if t.not_control > 0 {
+        skipped.push(format!("not-control-port {}", t.not_control));
+    }
+    if !skipped.is_empty() {
+        writeln!(out, "  frames not used: {}", skipped.join(", "))?;
+    }
+    let stream = [
+        ("duplicate", t.duplicates),
+        ("trimmed", t.trimmed),
+        ("held-out-of-order", t.held),
+        ("gaps", t.gaps),
+        ("out-of-window", t.out_of_window),
+        ("table-full", t.table_full),
+        ("evicted", t.evicted),
+    ];
+    let stream: Vec<String> = stream.iter().filter(|(_, v)| *v > 0).map(|(k, v)| format!("{k} {v}")).collect();
+    if !stream.is_empty() {
+        writeln!(out, "  control segments: {}", stream.join(", "))?;
+    }
+    let f = &stats.ftp;
+    if f.long_lines + f.commands_from_server + f.replies_from_client + f.encrypted_bytes > 0 {
+        writeln!(
+            out,
+            "  ftp: {} lines over the limit, {} commands from servers, {} replies from clients, {} encrypted bytes",
+            f.long_lines, f.commands_from_server, f.replies_from_client, f.encrypted_bytes
+        )?;
+    }
+    Ok(())
+}
