@@ -139,8 +139,9 @@ fn report(
     }
     match format {
         Format::Json => {
-            serde_json::to_writer(&mut *out, &record).context("writing standard output")?;
-            out.write_all(b"\n").context("writing standard output")?;
+            let mut line = serde_json::to_vec(&record).context("encoding a record")?;
+            line.push(b'\n');
+            out.write_all(&line).context("writing standard output")?;
         }
         Format::Text => rows.push(record.cells(event.at)),
     }

@@ -1,0 +1,94 @@
+//! Helpers shared by the end-to-end tests.
+
+#![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use ftp_pinhole::decode::LinkType;
+use ftp_pinhole::synth::SynthFrame;
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+use pcap_file::{DataLink, TsResolution};
+use serde_json::Value;
+
+/// The binary under test.
+pub(crate) fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_ftp-pinhole")
+}
+
+/// A scratch directory unique to this test, removed when dropped.
+pub(crate) struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub(crate) fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("ftp-pinhole-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        Scratch(dir)
+    }
+
+    pub(crate) fn path(&self, file: &str) -> PathBuf {
+        self.0.join(file)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn datalink(link: LinkType) -> DataLink {
+    match link {
+        LinkType::Ethernet => DataLink::ETHERNET,
+        LinkType::LinuxSll => DataLink::LINUX_SLL,
+        LinkType::LinuxSll2 => DataLink::LINUX_SLL2,
+        LinkType::RawIp => DataLink::RAW,
+        LinkType::Ipv4 => DataLink::IPV4,
+        LinkType::Ipv6 => DataLink::IPV6,
+        LinkType::Null => DataLink::NULL,
+        LinkType::Loop => DataLink::LOOP,
+    }
+}
+
+/// Write frames of one link type as a pcap file (nanosecond timestamps).
+pub(crate) fn write_pcap(path: &Path, link: LinkType, frames: &[SynthFrame]) {
+    let header =
+        PcapHeader { datalink: datalink(link), ts_resolution: TsResolution::NanoSecond, ..PcapHeader::default() };
+    let file = std::fs::File::create(path).expect("create pcap");
+    let mut w = PcapWriter::with_header(file, header).expect("pcap header");
+    for f in frames {
+        let ts = Duration::from_nanos(f.at.unix_nanos());
+        w.write_packet(&PcapPacket::new(ts, f.bytes.len() as u32, &f.bytes)).expect("write packet");
+    }
+}
+
+/// Run the binary with `args`.
+pub(crate) fn run(args: &[&str]) -> Output {
+    Command::new(binary()).args(args).output().expect("run ftp-pinhole")
+}
+
+/// Parse JSON lines.
+pub(crate) fn jsonl(bytes: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// Compare two lists of strings and show both sides when they differ.
+pub(crate) fn assert_lines(got: &[String], want: &[&str]) {
+    if got.iter().map(String::as_str).ne(want.iter().copied()) {
+        let mut msg = String::from("lines differ\n--- want\n");
+        for w in want {
+            msg.push_str(&format!("  {w}\n"));
+        }
+        msg.push_str("--- got\n");
+        for g in got {
+            msg.push_str(&format!("  {g}\n"));
+        }
+        panic!("{msg}");
+    }
+}
