@@ -17,3 +17,4 @@ pub mod report;
 pub mod synth;
 pub mod time;
 pub mod track;
+pub mod backend;

@@ -1,0 +1,144 @@
+//! Network namespaces for end-to-end tests: hosts joined by veth pairs,
+//! documentation addresses only, removed even when the test fails.
+//!
+//! Tests that use this need root. They fail (never skip) without it: CI runs
+//! as root, and a skipped test must not look like a pass.
+
+#![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
+
+use std::io::Write;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// Fail loudly unless running as root.
+pub(crate) fn require_root() {
+    // SAFETY-free check: /proc/self/status has the effective uid.
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let euid = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .expect("Uid line");
+    assert_eq!(euid, "0", "this test builds network namespaces and needs root: run ./scripts/test as root (CI does)");
+}
+
+/// One network namespace, deleted on drop with every process started in it.
+pub(crate) struct Netns {
+    pub(crate) name: String,
+    children: Vec<Child>,
+}
+
+impl Netns {
+    /// A fresh namespace named `fp-<tag>-<pid>-<n>`, loopback up.
+    pub(crate) fn new(tag: &str) -> Netns {
+        require_root();
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let name = format!("fp-{tag}-{}-{n}", std::process::id());
+        let out = Command::new("ip").args(["netns", "add", &name]).output().expect("run ip");
+        assert!(out.status.success(), "ip netns add {name}: {}", String::from_utf8_lossy(&out.stderr));
+        let ns = Netns { name, children: Vec::new() };
+        ns.ok(&["ip", "link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// Run a command inside; its output.
+    pub(crate) fn run(&self, cmd: &[&str]) -> Output {
+        Command::new("ip").args(["netns", "exec", &self.name]).args(cmd).output().expect("run ip netns exec")
+    }
+
+    /// Run a command inside; it must succeed; its standard output.
+    pub(crate) fn ok(&self, cmd: &[&str]) -> String {
+        let out = self.run(cmd);
+        assert!(
+            out.status.success(),
+            "in {}: {:?} failed: {}{}",
+            self.name,
+            cmd,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Run a command inside with `input` on its standard input.
+    pub(crate) fn run_with_input(&self, cmd: &[&str], input: &str) -> Output {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(cmd)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+        child.wait_with_output().expect("wait")
+    }
+
+    /// Load an nftables ruleset inside; it must load.
+    pub(crate) fn nft(&self, ruleset: &str) {
+        let out = self.run_with_input(&["nft", "-f", "-"], ruleset);
+        assert!(out.status.success(), "nft -f failed in {}: {}\n{ruleset}", self.name, String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Start a long-running process inside; killed when the namespace is dropped.
+    pub(crate) fn spawn(&mut self, cmd: &[&str]) -> u32 {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(cmd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let pid = child.id();
+        self.children.push(child);
+        pid
+    }
+
+    /// Take back a process started with `spawn` (to stop and read it).
+    pub(crate) fn take_child(&mut self, pid: u32) -> Option<Child> {
+        let i = self.children.iter().position(|c| c.id() == pid)?;
+        Some(self.children.remove(i))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
+/// Join two namespaces with a veth pair: `a_if` in `a`, `b_if` in `b`, both up.
+pub(crate) fn veth(a: &Netns, a_if: &str, b: &Netns, b_if: &str) {
+    a.ok(&["ip", "link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", &b.name]);
+    a.ok(&["ip", "link", "set", a_if, "up"]);
+    b.ok(&["ip", "link", "set", b_if, "up"]);
+}
+
+/// Add an address (no IPv6 duplicate address detection: usable at once).
+pub(crate) fn addr(ns: &Netns, dev: &str, cidr: &str) {
+    if cidr.contains(':') {
+        ns.ok(&["ip", "-6", "addr", "add", cidr, "dev", dev, "nodad"]);
+    } else {
+        ns.ok(&["ip", "addr", "add", cidr, "dev", dev]);
+    }
+}
+
+/// Wait until `check` holds, polling every 20 ms, for at most `limit`.
+pub(crate) fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    check()
+}
