@@ -8,6 +8,7 @@
 //! state machines fed with bytes and [`time::Timestamp`]s, with no sockets, no
 //! clock reads and no global state.
 
+pub mod backend;
 pub mod decode;
 pub mod ftp;
 pub mod pcap;
@@ -17,4 +18,3 @@ pub mod report;
 pub mod synth;
 pub mod time;
 pub mod track;
-pub mod backend;

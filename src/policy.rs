@@ -197,13 +197,19 @@ impl Policy {
         if negotiation.unsolicited {
             return Err(RefusalReason::Unsolicited);
         }
-        let ip = announced.ip().to_canonical();
         let mode = negotiation.kind.mode();
         let (peer, other) = match mode {
             Mode::Active => (control.client.ip(), control.server.ip()),
             Mode::Passive => (control.server.ip(), control.client.ip()),
         };
         let peer = peer.to_canonical();
+        let mut ip = announced.ip().to_canonical();
+        if mode == Mode::Passive && ip.is_unspecified() {
+            // "227 (0,0,0,0,p1,p2)": the server does not know its address
+            // (vsftpd on IPv6, servers behind NAT); clients connect to the
+            // control connection's server, so that is the only host to open.
+            ip = peer;
+        }
         if ip.is_ipv4() != peer.is_ipv4() {
             return Err(RefusalReason::FamilyMismatch { announced: ip });
         }
@@ -288,6 +294,28 @@ mod tests {
         assert_eq!(p.dst.to_string(), "203.0.113.5");
         // A passive reply naming another host is the same refusal.
         let r = refusal(Policy::default().decide(&control(), &neg(NegotiationKind::Pasv, "192.0.2.99:50000")));
+        assert_eq!(r.code(), "third-party-address");
+    }
+
+    #[test]
+    fn an_unspecified_passive_address_means_the_control_server() {
+        let Decision::Open(p) = Policy::default().decide(&control(), &neg(NegotiationKind::Pasv, "0.0.0.0:50000"))
+        else {
+            panic!("0.0.0.0 is the control connection's server")
+        };
+        assert_eq!(p.dst.to_string(), "198.51.100.20");
+        // On IPv6 control connections too (vsftpd answers PASV so).
+        let control6 = ControlConn {
+            client: "[2001:db8:1::10]:40000".parse().expect("addr"),
+            server: "[2001:db8:2::20]:21".parse().expect("addr"),
+        };
+        let Decision::Open(p) = Policy::default().decide(&control6, &neg(NegotiationKind::Pasv, "0.0.0.0:50000"))
+        else {
+            panic!("0.0.0.0 is the control connection's server")
+        };
+        assert_eq!(p.dst.to_string(), "2001:db8:2::20");
+        // Not for active mode: the server must be told a real address.
+        let r = refusal(Policy::default().decide(&control(), &neg(NegotiationKind::Port, "0.0.0.0:50000")));
         assert_eq!(r.code(), "third-party-address");
     }
 

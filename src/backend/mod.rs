@@ -261,7 +261,9 @@ pub enum BackendError {
     #[error("cannot open a netlink socket to nftables: {0}")]
     Socket(#[source] io::Error),
     /// The process lacks CAP_NET_ADMIN.
-    #[error("permission denied by the kernel: ftp-pinhole needs CAP_NET_ADMIN (run it as root or grant the capability)")]
+    #[error(
+        "permission denied by the kernel: ftp-pinhole needs CAP_NET_ADMIN (run it as root or grant the capability)"
+    )]
     Permission,
     /// The table does not exist.
     #[error("nftables table {table} does not exist: load a ruleset first, e.g. `ftp-pinhole rules --profile gateway --table {name} | nft -f -`", name = table.name)]
