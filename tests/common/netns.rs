@@ -17,11 +17,8 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 pub(crate) fn require_root() {
     // SAFETY-free check: /proc/self/status has the effective uid.
     let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let euid = status
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(2))
-        .expect("Uid line");
+    let euid =
+        status.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(2)).expect("Uid line");
     assert_eq!(euid, "0", "this test builds network namespaces and needs root: run ./scripts/test as root (CI does)");
 }
 
@@ -80,7 +77,12 @@ impl Netns {
     /// Load an nftables ruleset inside; it must load.
     pub(crate) fn nft(&self, ruleset: &str) {
         let out = self.run_with_input(&["nft", "-f", "-"], ruleset);
-        assert!(out.status.success(), "nft -f failed in {}: {}\n{ruleset}", self.name, String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "nft -f failed in {}: {}\n{ruleset}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Start a long-running process inside; killed when the namespace is dropped.

@@ -1,1 +1,0 @@
-//! nftables over netlink (being ported).
