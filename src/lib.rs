@@ -15,6 +15,7 @@ pub mod pcap;
 pub mod pipeline;
 pub mod policy;
 pub mod report;
+pub mod ruleset;
 pub mod synth;
 pub mod time;
 pub mod track;
