@@ -8,6 +8,7 @@
 //! state machines fed with bytes and [`time::Timestamp`]s, with no sockets, no
 //! clock reads and no global state.
 
+pub mod audit;
 pub mod backend;
 pub mod decode;
 pub mod ftp;

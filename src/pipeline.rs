@@ -7,6 +7,7 @@
 //! pinholes in a backend, write the audit trail).
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -83,6 +84,8 @@ pub enum EventKind {
         reason: CloseReason,
         /// The login name, if one was seen.
         user: Option<String>,
+        /// How long the session was followed.
+        duration: Duration,
     },
 }
 
@@ -143,6 +146,7 @@ impl Stats {
 #[derive(Debug)]
 struct SessionState {
     control: ControlConn,
+    opened: Timestamp,
     ftp: Session,
     /// The last pinhole opened and not yet withdrawn.
     open: Option<Pinhole>,
@@ -248,14 +252,14 @@ impl Core<'_> {
         match ev {
             TrackEvent::Opened { session, control, midstream } => {
                 let ftp = Session::new(control, self.config.ftp);
-                self.sessions.insert(session, SessionState { control, ftp, open: None });
+                self.sessions.insert(session, SessionState { control, opened: now, ftp, open: None });
                 out.push(Event { at: now, session, control, kind: EventKind::SessionOpened { midstream } });
             }
             TrackEvent::Data { session, dir, bytes } => {
                 let Some(state) = self.sessions.get_mut(&session) else {
                     return;
                 };
-                let SessionState { control, ftp, open } = state;
+                let SessionState { control, ftp, open, .. } = state;
                 let (config, negotiations, opened, refused) =
                     (self.config, &mut *self.negotiations, &mut *self.opened, &mut *self.refused);
                 ftp.handle_data(dir, bytes, self.ftp_stats, &mut |fev| {
@@ -303,7 +307,13 @@ impl Core<'_> {
                     out.push(Event { at: now, session, control, kind });
                 }
                 let user = state.ftp.user().map(str::to_owned);
-                out.push(Event { at: now, session, control, kind: EventKind::SessionClosed { reason, user } });
+                let duration = now.saturating_since(state.opened);
+                out.push(Event {
+                    at: now,
+                    session,
+                    control,
+                    kind: EventKind::SessionClosed { reason, user, duration },
+                });
             }
         }
     }

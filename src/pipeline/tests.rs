@@ -39,7 +39,7 @@ fn render(events: &[Event]) -> Vec<String> {
             EventKind::Withdrawn { pinhole, reason } => {
                 format!("withdraw {pinhole} {}", reason.code())
             }
-            EventKind::SessionClosed { reason, user } => {
+            EventKind::SessionClosed { reason, user, .. } => {
                 format!("closed {} {user:?}", reason.code())
             }
         })
