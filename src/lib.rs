@@ -10,6 +10,7 @@
 
 pub mod audit;
 pub mod backend;
+pub mod daemon;
 pub mod decode;
 pub mod ftp;
 pub mod pcap;

@@ -122,6 +122,8 @@ impl Ledger {
             seen_at_edge: false,
         };
         self.open.insert(FlowKey::from(&pinhole), entry);
+        // Periodic checks start with the first pinhole.
+        self.last_check.get_or_insert(at);
     }
 
     /// Forget a pinhole (the caller closes it, or it failed to open).
@@ -217,13 +219,18 @@ mod tests {
         let mut l = Ledger::new();
         l.opened(t(0), SessionId(1), control(), pinhole(50000));
         let key = FlowKey::from(&pinhole(50000));
-        // Before any check: the edge of the one pinhole.
-        assert_eq!(l.next_check(), Some(t(9_800)));
+        // A second after the first pinhole opened.
+        assert_eq!(l.next_check(), Some(t(1_000)));
         l.reconcile(t(500), &[key]);
         assert_eq!(l.next_check(), Some(t(1_500)), "periodic checks while open");
         l.reconcile(t(9_800), &[key]);
-        // Seen at the edge: next look after the expiry, with grace.
+        // Seen at the edge: the next looks are periodic, then after the
+        // expiry with grace.
         assert_eq!(l.next_check(), Some(t(10_500)));
+        let mut l = Ledger::new();
+        l.opened(t(0), SessionId(1), control(), Pinhole { ttl: Duration::from_millis(1100), ..pinhole(50000) });
+        l.reconcile(t(100), &[key]);
+        assert_eq!(l.next_check(), Some(t(900)), "the edge comes before the next periodic check");
     }
 
     #[test]

@@ -156,6 +156,12 @@ impl AuditRecord {
         r
     }
 
+    /// Set the record's time.
+    pub fn set_time(&mut self, at: Timestamp) {
+        self.ts = at.to_rfc3339();
+        self.unix = at.unix_secs_f64();
+    }
+
     /// Set the pinhole field.
     pub fn with_pinhole(mut self, pinhole: &Pinhole) -> Self {
         self.pinhole = Some(PinholeJson::from(pinhole));
