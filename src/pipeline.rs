@@ -15,7 +15,7 @@ use crate::decode::{decode, LinkType, Segment, Skip};
 use crate::ftp::{FtpConfig, FtpEvent, FtpStats, Negotiation, Session};
 use crate::policy::{Decision, Pinhole, Policy};
 use crate::time::Timestamp;
-use crate::track::{CloseReason, ControlConn, SessionId, TrackEvent, TrackStats, Tracker, TrackerConfig};
+use crate::track::{CloseReason, ControlConn, Direction, SessionId, TrackEvent, TrackStats, Tracker, TrackerConfig};
 
 /// Everything the core is configured with.
 #[derive(Debug, Clone, Default)]
@@ -77,6 +77,15 @@ pub enum EventKind {
         pinhole: Pinhole,
         /// Why.
         reason: WithdrawReason,
+    },
+    /// Bytes of the control connection were lost to the capture: a
+    /// negotiation may have been missed (its data connection then fails
+    /// closed).
+    StreamGap {
+        /// Which direction lost bytes.
+        dir: Direction,
+        /// How many.
+        bytes: u64,
     },
     /// The control connection ended.
     SessionClosed {
@@ -292,9 +301,15 @@ impl Core<'_> {
                     out.push(Event { at: now, session, control: *control, kind });
                 });
             }
-            TrackEvent::Gap { session, dir, .. } => {
+            TrackEvent::Gap { session, dir, bytes } => {
                 if let Some(state) = self.sessions.get_mut(&session) {
                     state.ftp.handle_gap(dir);
+                    out.push(Event {
+                        at: now,
+                        session,
+                        control: state.control,
+                        kind: EventKind::StreamGap { dir, bytes },
+                    });
                 }
             }
             TrackEvent::Closed { session, reason } => {

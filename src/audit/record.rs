@@ -14,7 +14,7 @@ use crate::pipeline::{Event, EventKind};
 use crate::policy::{Decision, Pinhole, SourcePort};
 use crate::report::{PinholeJson, PortJson};
 use crate::time::Timestamp;
-use crate::track::SessionId;
+use crate::track::{Direction, SessionId};
 
 /// Version of the schema written in every record's `v`.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -221,6 +221,15 @@ impl AuditRecord {
                 r
             }
             EventKind::Withdrawn { .. } => return None,
+            EventKind::StreamGap { dir, bytes } => {
+                let mut r = AuditRecord::for_session(RecordKind::StreamGap, e, run);
+                r.bytes = Some(*bytes);
+                r.detail = Some(match dir {
+                    Direction::ToServer => "client to server".to_string(),
+                    Direction::ToClient => "server to client".to_string(),
+                });
+                r
+            }
             EventKind::SessionClosed { reason, user, duration } => {
                 let mut r = AuditRecord::for_session(RecordKind::SessionClose, e, run);
                 r.reason = Some(reason.code().to_string());
