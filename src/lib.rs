@@ -8,13 +8,16 @@
 //! state machines fed with bytes and [`time::Timestamp`]s, with no sockets, no
 //! clock reads and no global state.
 
+pub mod audit;
 pub mod backend;
+pub mod daemon;
 pub mod decode;
 pub mod ftp;
 pub mod pcap;
 pub mod pipeline;
 pub mod policy;
 pub mod report;
+pub mod ruleset;
 pub mod synth;
 pub mod time;
 pub mod track;

@@ -7,6 +7,7 @@
 //! pinholes in a backend, write the audit trail).
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -14,7 +15,7 @@ use crate::decode::{decode, LinkType, Segment, Skip};
 use crate::ftp::{FtpConfig, FtpEvent, FtpStats, Negotiation, Session};
 use crate::policy::{Decision, Pinhole, Policy};
 use crate::time::Timestamp;
-use crate::track::{CloseReason, ControlConn, SessionId, TrackEvent, TrackStats, Tracker, TrackerConfig};
+use crate::track::{CloseReason, ControlConn, Direction, SessionId, TrackEvent, TrackStats, Tracker, TrackerConfig};
 
 /// Everything the core is configured with.
 #[derive(Debug, Clone, Default)]
@@ -77,12 +78,23 @@ pub enum EventKind {
         /// Why.
         reason: WithdrawReason,
     },
+    /// Bytes of the control connection were lost to the capture: a
+    /// negotiation may have been missed (its data connection then fails
+    /// closed).
+    StreamGap {
+        /// Which direction lost bytes.
+        dir: Direction,
+        /// How many.
+        bytes: u64,
+    },
     /// The control connection ended.
     SessionClosed {
         /// Why.
         reason: CloseReason,
         /// The login name, if one was seen.
         user: Option<String>,
+        /// How long the session was followed.
+        duration: Duration,
     },
 }
 
@@ -143,6 +155,7 @@ impl Stats {
 #[derive(Debug)]
 struct SessionState {
     control: ControlConn,
+    opened: Timestamp,
     ftp: Session,
     /// The last pinhole opened and not yet withdrawn.
     open: Option<Pinhole>,
@@ -248,14 +261,14 @@ impl Core<'_> {
         match ev {
             TrackEvent::Opened { session, control, midstream } => {
                 let ftp = Session::new(control, self.config.ftp);
-                self.sessions.insert(session, SessionState { control, ftp, open: None });
+                self.sessions.insert(session, SessionState { control, opened: now, ftp, open: None });
                 out.push(Event { at: now, session, control, kind: EventKind::SessionOpened { midstream } });
             }
             TrackEvent::Data { session, dir, bytes } => {
                 let Some(state) = self.sessions.get_mut(&session) else {
                     return;
                 };
-                let SessionState { control, ftp, open } = state;
+                let SessionState { control, ftp, open, .. } = state;
                 let (config, negotiations, opened, refused) =
                     (self.config, &mut *self.negotiations, &mut *self.opened, &mut *self.refused);
                 ftp.handle_data(dir, bytes, self.ftp_stats, &mut |fev| {
@@ -288,9 +301,15 @@ impl Core<'_> {
                     out.push(Event { at: now, session, control: *control, kind });
                 });
             }
-            TrackEvent::Gap { session, dir, .. } => {
+            TrackEvent::Gap { session, dir, bytes } => {
                 if let Some(state) = self.sessions.get_mut(&session) {
                     state.ftp.handle_gap(dir);
+                    out.push(Event {
+                        at: now,
+                        session,
+                        control: state.control,
+                        kind: EventKind::StreamGap { dir, bytes },
+                    });
                 }
             }
             TrackEvent::Closed { session, reason } => {
@@ -303,7 +322,13 @@ impl Core<'_> {
                     out.push(Event { at: now, session, control, kind });
                 }
                 let user = state.ftp.user().map(str::to_owned);
-                out.push(Event { at: now, session, control, kind: EventKind::SessionClosed { reason, user } });
+                let duration = now.saturating_since(state.opened);
+                out.push(Event {
+                    at: now,
+                    session,
+                    control,
+                    kind: EventKind::SessionClosed { reason, user, duration },
+                });
             }
         }
     }

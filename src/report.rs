@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ftp::Negotiation;
 use crate::pipeline::Stats;
@@ -12,30 +12,46 @@ use crate::policy::{Decision, Pinhole, SourcePort};
 use crate::time::Timestamp;
 use crate::track::{ControlConn, SessionId};
 
+/// The word `"any"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnyPort {
+    /// `"any"`.
+    Any,
+}
+
 /// A source port as JSON: a number, or the string `"any"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum PortJson {
     /// A fixed port.
     Port(u16),
     /// Any port.
-    Any(&'static str),
+    Any(AnyPort),
 }
 
 impl From<SourcePort> for PortJson {
     fn from(p: SourcePort) -> Self {
         match p {
             SourcePort::Port(n) => PortJson::Port(n),
-            SourcePort::Any => PortJson::Any("any"),
+            SourcePort::Any => PortJson::Any(AnyPort::Any),
         }
     }
 }
 
+/// The transport protocol of a pinhole: always TCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    /// `"tcp"`.
+    Tcp,
+}
+
 /// A pinhole as JSON.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PinholeJson {
     /// Always `"tcp"`.
-    pub proto: &'static str,
+    pub proto: Proto,
     /// Who connects.
     pub src: IpAddr,
     /// From which port, or `"any"`.
@@ -53,7 +69,7 @@ pub struct PinholeJson {
 impl From<&Pinhole> for PinholeJson {
     fn from(p: &Pinhole) -> Self {
         PinholeJson {
-            proto: "tcp",
+            proto: Proto::Tcp,
             src: p.src,
             sport: p.sport.into(),
             dst: p.dst,

@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use tracing::{debug, warn};
 
+use ftp_pinhole::audit::{AuditLog, AuditRecord, FsyncPolicy, RecordKind};
 use ftp_pinhole::decode::Skip;
 use ftp_pinhole::pcap::{CaptureReader, PcapError};
 use ftp_pinhole::pipeline::{Event, EventKind, Pipeline, PipelineConfig, Stats};
@@ -37,6 +38,10 @@ pub(crate) struct InspectArgs {
     /// Print no summary on standard error.
     #[arg(long, short)]
     quiet: bool,
+    /// Also write the audit trail of what was seen to this file (appended;
+    /// `-` for standard output). Each record's `run` is the capture's name.
+    #[arg(long, value_name = "PATH")]
+    audit_log: Option<PathBuf>,
     #[command(flatten)]
     core: CoreArgs,
 }
@@ -44,12 +49,16 @@ pub(crate) struct InspectArgs {
 /// Inspect every file; a file that cannot be read is reported and skipped.
 pub(crate) fn run(args: InspectArgs) -> anyhow::Result<u8> {
     let config = args.core.to_config()?;
+    let mut audit = match &args.audit_log {
+        Some(path) => Some(AuditLog::open(path, FsyncPolicy::Never)?),
+        None => None,
+    };
     let mut out = BufWriter::new(io::stdout().lock());
     let mut failed = 0usize;
     let mut total = Stats::default();
     for path in &args.files {
         let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
-        let (stats, result) = inspect_file(path, &name, &config, args.format, &mut out)?;
+        let (stats, result) = inspect_file(path, &name, &config, args.format, &mut out, audit.as_mut())?;
         if let Err(e) = result {
             failed += 1;
             out.flush().context("writing standard output")?;
@@ -63,6 +72,9 @@ pub(crate) fn run(args: InspectArgs) -> anyhow::Result<u8> {
         }
     }
     out.flush().context("writing standard output")?;
+    if let Some(log) = &mut audit {
+        log.sync()?;
+    }
     if !args.quiet && args.files.len() > 1 {
         write_summary(&mut io::stderr(), "total", &total).context("writing the summary")?;
     }
@@ -77,6 +89,7 @@ fn inspect_file(
     config: &PipelineConfig,
     format: Format,
     out: &mut dyn Write,
+    mut audit: Option<&mut AuditLog>,
 ) -> anyhow::Result<(Option<Stats>, Result<(), PcapError>)> {
     let mut reader = match CaptureReader::open(path) {
         Ok(r) => r,
@@ -106,14 +119,38 @@ fn inspect_file(
         }
         for event in events.drain(..) {
             report(name, frame.number, &event, format, out, &mut rows)?;
+            if let Some(log) = audit.as_deref_mut() {
+                log.write(&audit_record(&event, name))?;
+            }
         }
     };
     pipeline.finish(last, &mut events);
+    if let Some(log) = audit {
+        for event in events.drain(..) {
+            log.write(&audit_record(&event, name))?;
+        }
+    }
     if format == Format::Text && !rows.is_empty() {
         writeln!(out, "{name}:")?;
         write_table(out, &rows)?;
     }
     Ok((Some(pipeline.stats()), result))
+}
+
+/// The audit record of an event seen offline: a withdrawn pinhole is
+/// recorded as closed (a capture cannot say whether it was used).
+fn audit_record(event: &Event, run: &str) -> AuditRecord {
+    match &event.kind {
+        EventKind::Withdrawn { pinhole, reason } => {
+            let mut r = AuditRecord::for_session(RecordKind::PinholeClosed, event, run).with_pinhole(pinhole);
+            r.reason = Some(reason.code().to_string());
+            r
+        }
+        _ => match AuditRecord::from_event(event, run) {
+            Some(r) => r,
+            None => AuditRecord::for_session(RecordKind::PinholeClosed, event, run),
+        },
+    }
 }
 
 /// Print a negotiation (other events are the audit trail's business).

@@ -3,6 +3,7 @@
 
 mod args;
 mod inspect;
+mod rules;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -39,6 +40,8 @@ enum Command {
     /// Report the data connections negotiated in pcap/pcapng captures and
     /// what ftp-pinhole would open for each.
     Inspect(inspect::InspectArgs),
+    /// Print an nftables ruleset (sets, chains, rules) for `nft -f`.
+    Rules(rules::RulesArgs),
 }
 
 /// Parse, run, print the error chain once, map it to an exit code.
@@ -50,6 +53,7 @@ pub(crate) fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Inspect(a) => inspect::run(a),
+        Command::Rules(a) => rules::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -18,7 +18,7 @@ pub use error::ParseError;
 use std::fmt;
 use std::net::SocketAddr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::track::{ControlConn, Direction};
 use command::{is_announcing_verb, parse_command, split_verb, Command};
@@ -27,7 +27,7 @@ use lines::{Line, LineSplitter};
 use reply::{Replies, Step};
 
 /// Which way a data connection is negotiated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// The client announces; the server connects from its port 20.

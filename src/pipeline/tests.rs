@@ -39,7 +39,8 @@ fn render(events: &[Event]) -> Vec<String> {
             EventKind::Withdrawn { pinhole, reason } => {
                 format!("withdraw {pinhole} {}", reason.code())
             }
-            EventKind::SessionClosed { reason, user } => {
+            EventKind::StreamGap { bytes, .. } => format!("gap {bytes}"),
+            EventKind::SessionClosed { reason, user, .. } => {
                 format!("closed {} {user:?}", reason.code())
             }
         })
@@ -183,5 +184,25 @@ fn auth_tls_session_reports_encrypted_and_nothing_after() -> Result<(), crate::d
     let (events, _) = run(&c);
     assert_eq!(render(&events), ["opened mid=false", "encrypted"]);
     assert!(matches!(NegotiationKind::Port.mode(), crate::ftp::Mode::Active));
+    Ok(())
+}
+
+#[test]
+fn a_capture_hole_acknowledged_by_the_peer_is_reported_and_the_damaged_line_dropped(
+) -> Result<(), crate::decode::EmitError> {
+    let mut c = conversation();
+    c.handshake()?.client(b"PASV\r\n")?;
+    c.server(b"200 lost in the capture\r\n")?;
+    c.server(b"227 Entering Passive Mode (198,51,100,20,195,80)\r\n")?;
+    c.client(b"NOOP\r\n")?; // its ACK covers both replies
+    let mut frames: Vec<_> = c.frames().to_vec();
+    frames.remove(4); // the capture lost the 200
+    let mut p = Pipeline::new(PipelineConfig::default());
+    let mut out = Vec::new();
+    for f in &frames {
+        p.handle_frame(f.at, LinkType::Ethernet, &f.bytes, &mut out);
+    }
+    // The 227 right after the hole cannot be trusted to start a line.
+    assert_eq!(render(&out), ["opened mid=false", "gap 25"]);
     Ok(())
 }

@@ -2,6 +2,9 @@
 
 #![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
+pub(crate) mod netns;
+pub(crate) mod topology;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;

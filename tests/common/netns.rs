@@ -26,6 +26,8 @@ pub(crate) fn require_root() {
 pub(crate) struct Netns {
     pub(crate) name: String,
     children: Vec<Child>,
+    /// Whether dropping this handle deletes the namespace.
+    owned: bool,
 }
 
 impl Netns {
@@ -36,9 +38,19 @@ impl Netns {
         let name = format!("fp-{tag}-{}-{n}", std::process::id());
         let out = Command::new("ip").args(["netns", "add", &name]).output().expect("run ip");
         assert!(out.status.success(), "ip netns add {name}: {}", String::from_utf8_lossy(&out.stderr));
-        let ns = Netns { name, children: Vec::new() };
+        let ns = Netns { name, children: Vec::new(), owned: true };
         ns.ok(&["ip", "link", "set", "lo", "up"]);
+        // No duplicate address detection, link-local addresses included:
+        // interfaces created from now on are usable at once.
+        ns.ok(&["sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"]);
+        ns.ok(&["sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0"]);
         ns
+    }
+
+    /// A handle on a namespace that someone else owns (not deleted on drop
+    /// of the owner's handle... this one deletes nothing).
+    pub(crate) fn attach(name: &str) -> Netns {
+        Netns { name: name.to_string(), children: Vec::new(), owned: false }
     }
 
     /// Run a command inside; its output.
@@ -113,7 +125,9 @@ impl Drop for Netns {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        if self.owned {
+            let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        }
     }
 }
 
@@ -143,4 +157,21 @@ pub(crate) fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bo
         std::thread::sleep(Duration::from_millis(20));
     }
     check()
+}
+
+impl Netns {
+    /// Run `f` on a thread that has entered this namespace (sockets it opens
+    /// stay bound to the namespace), and return its result.
+    pub(crate) fn within<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/run/netns/{}", self.name);
+        std::thread::spawn(move || {
+            let file = std::fs::File::open(&path).expect("namespace file");
+            // SAFETY: setns on a valid namespace fd affects only this thread.
+            let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .expect("thread in namespace panicked")
+    }
 }
