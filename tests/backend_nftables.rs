@@ -7,12 +7,12 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-#[path = "common/netns.rs"]
-mod netns;
+mod common;
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use common::netns::{wait_until, Netns};
 use ftp_pinhole::backend::nftables::{Features, Nftables};
 use ftp_pinhole::backend::{
     Backend, BackendError, OpError, Outcome, TableFamily, TableSpec, DEFAULT_TABLE, SET_ACTIVE4, SET_ACTIVE6,
@@ -20,27 +20,7 @@ use ftp_pinhole::backend::{
 };
 use ftp_pinhole::ftp::Mode;
 use ftp_pinhole::policy::{Pinhole, SourcePort};
-use netns::{wait_until, Netns};
 use serde_json::Value;
-
-/// Runs `f` on a new thread that has entered `ns`'s network namespace: a
-/// netlink socket stays bound to the namespace it was created in, so the
-/// backend must be created (and used) there.
-fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/run/netns/{}", ns.name);
-    let thread = std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-        // SAFETY: setns only reads the descriptor, which `file` keeps open for
-        // the call; it moves this thread alone into the namespace.
-        let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
-        f()
-    });
-    match thread.join() {
-        Ok(v) => v,
-        Err(panic) => std::panic::resume_unwind(panic),
-    }
-}
 
 /// A table of `family` named `name` with the four pinhole sets (or, for
 /// `ip`/`ip6`, the two of its family). `tweak` rewrites a set's declaration.
@@ -127,7 +107,7 @@ fn all_ok(outcomes: &[Outcome]) {
 
 /// Connects to the default table inside `ns`, runs `f` with the backend.
 fn with_backend<T: Send + 'static>(ns: &Netns, f: impl FnOnce(&mut Nftables) -> T + Send + 'static) -> T {
-    in_netns(ns, move || {
+    ns.within(move || {
         let mut nft = Nftables::connect(TableSpec::default()).expect("connect");
         f(&mut nft)
     })
@@ -254,7 +234,7 @@ fn ten_thousand_opens_commit_in_one_flush() {
 #[test]
 fn a_missing_table_is_named_with_the_command_that_creates_it() {
     let ns = namespace("nft-notable", "");
-    let err = in_netns(&ns, || Nftables::connect(TableSpec::default()).expect_err("no table"));
+    let err = ns.within(|| Nftables::connect(TableSpec::default()).expect_err("no table"));
     assert!(matches!(&err, BackendError::TableMissing { table } if *table == TableSpec::default()), "{err:?}");
     let msg = err.to_string();
     assert!(msg.contains("inet ftp_pinhole"), "{msg}");
@@ -265,7 +245,7 @@ fn a_missing_table_is_named_with_the_command_that_creates_it() {
 fn a_missing_set_is_named() {
     let rules = ruleset("inet", DEFAULT_TABLE, |set, body| (set != SET_ACTIVE6).then_some(body));
     let ns = namespace("nft-noset", &rules);
-    let err = in_netns(&ns, || Nftables::connect(TableSpec::default()).expect_err("no active6"));
+    let err = ns.within(|| Nftables::connect(TableSpec::default()).expect_err("no active6"));
     assert!(matches!(&err, BackendError::SetMissing { set: SET_ACTIVE6, .. }), "{err:?}");
     assert!(err.to_string().contains("active6"), "{err}");
 }
@@ -276,7 +256,7 @@ fn a_set_that_cannot_hold_pinholes_is_refused_at_connect() {
         Some(if set == SET_PASSIVE4 { body.replace(" flags timeout;", "") } else { body })
     });
     let ns = namespace("nft-notimeout", &rules);
-    let err = in_netns(&ns, || Nftables::connect(TableSpec::default()).expect_err("no timeout flag"));
+    let err = ns.within(|| Nftables::connect(TableSpec::default()).expect_err("no timeout flag"));
     assert!(matches!(&err, BackendError::SetIncompatible { set: SET_PASSIVE4, .. }), "{err:?}");
     assert!(err.to_string().contains("flags timeout"), "{err}");
 
@@ -284,7 +264,7 @@ fn a_set_that_cannot_hold_pinholes_is_refused_at_connect() {
         Some(if set == SET_ACTIVE4 { "type ipv4_addr . inet_service; flags timeout;".into() } else { body })
     });
     let ns = namespace("nft-wrongkey", &rules);
-    let err = in_netns(&ns, || Nftables::connect(TableSpec::default()).expect_err("wrong key"));
+    let err = ns.within(|| Nftables::connect(TableSpec::default()).expect_err("wrong key"));
     assert!(matches!(&err, BackendError::SetIncompatible { set: SET_ACTIVE4, .. }), "{err:?}");
 }
 
@@ -310,7 +290,7 @@ fn sets_declared_with_typeof_are_accepted() {
 #[test]
 fn an_ip_table_refuses_ipv6_pinholes_and_opens_the_ipv4_ones_of_the_same_flush() {
     let ns = namespace("nft-ipfamily", &ruleset("ip", "edge", |_, body| Some(body)));
-    let outcomes = in_netns(&ns, || {
+    let outcomes = ns.within(|| {
         let mut nft = Nftables::connect(TableSpec::new(TableFamily::Ip, "edge").expect("name")).expect("connect");
         nft.open(&passive("192.0.2.15", "198.51.100.25", 50005, 30));
         nft.open(&passive("2001:db8:1::15", "2001:db8:2::25", 50005, 30));
@@ -329,7 +309,7 @@ fn an_ip_table_refuses_ipv6_pinholes_and_opens_the_ipv4_ones_of_the_same_flush()
 #[test]
 fn an_ip6_table_holds_ipv6_pinholes_only() {
     let ns = namespace("nft-ip6family", &ruleset("ip6", "edge6", |_, body| Some(body)));
-    let (outcomes, live) = in_netns(&ns, || {
+    let (outcomes, live) = ns.within(|| {
         let mut nft = Nftables::connect(TableSpec::new(TableFamily::Ip6, "edge6").expect("name")).expect("connect");
         nft.open(&passive("2001:db8:1::16", "2001:db8:2::26", 50007, 30));
         nft.open(&passive("192.0.2.16", "198.51.100.26", 50007, 30));
@@ -407,7 +387,7 @@ fn drop_net_admin() {
 #[test]
 fn without_cap_net_admin_the_backend_reports_permission() {
     let ns = namespace("nft-eperm", &standard());
-    let err = in_netns(&ns, || {
+    let err = ns.within(|| {
         drop_net_admin();
         Nftables::connect(TableSpec::default()).expect_err("no CAP_NET_ADMIN")
     });
@@ -439,7 +419,7 @@ fn the_fallbacks_for_older_kernels_open_refresh_and_close() {
     let ns = namespace("nft-fallback", &standard());
     let p = passive("192.0.2.17", "198.51.100.27", 50011, 10);
     let q = passive("192.0.2.18", "198.51.100.28", 50012, 10);
-    let report = in_netns(&ns, move || {
+    let report = ns.within(move || {
         let mut report = Vec::new();
         for allowed in [Features::NONE, Features { destroy: true, ..Features::NONE }] {
             let mut nft = Nftables::connect(TableSpec::default()).expect("connect");

@@ -161,17 +161,31 @@ pub(crate) fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bo
 
 impl Netns {
     /// Run `f` on a thread that has entered this namespace (sockets it opens
-    /// stay bound to the namespace), and return its result.
+    /// stay bound to the namespace), and return its result; a panic in `f`
+    /// is the caller's panic.
     pub(crate) fn within<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = format!("/run/netns/{}", self.name);
-        std::thread::spawn(move || {
-            let file = std::fs::File::open(&path).expect("namespace file");
-            // SAFETY: setns on a valid namespace fd affects only this thread.
-            let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+        let path = self.path();
+        let thread = std::thread::spawn(move || {
+            enter(&path);
             f()
-        })
-        .join()
-        .expect("thread in namespace panicked")
+        });
+        match thread.join() {
+            Ok(v) => v,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
     }
+
+    /// The namespace's file, for setns(2).
+    pub(crate) fn path(&self) -> String {
+        format!("/run/netns/{}", self.name)
+    }
+}
+
+/// Move the current thread into the network namespace at `path`.
+pub(crate) fn enter(path: &str) {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+    // SAFETY: setns only reads the descriptor, which `file` keeps open for
+    // the call; it moves this thread alone into the namespace.
+    let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
+    assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
 }

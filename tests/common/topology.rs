@@ -6,7 +6,7 @@
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
-use super::netns::{addr, veth, Netns};
+use super::netns::{addr, enter, veth, Netns};
 
 /// Client address, IPv4.
 pub(crate) const CLIENT4: &str = "192.0.2.2";
@@ -85,28 +85,14 @@ pub(crate) fn listen(ns: &Netns, ip: &str, port: u16, life: Duration) -> std::sy
     rx
 }
 
-/// Enter a namespace on the current thread.
-pub(crate) fn enter(path: &str) {
-    let file = std::fs::File::open(path).expect("namespace file");
-    // SAFETY: setns on a valid namespace fd changes only this thread's namespace.
-    let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
-    assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
-}
-
 /// Connect from `ns` (optionally from `from`, e.g. port 20) to `to`, waiting
 /// at most `timeout` (a dropped SYN is retransmitted within it if it is over
 /// one second). Whether the connection was established.
 pub(crate) fn connect(ns: &Netns, from: Option<SocketAddr>, to: SocketAddr, timeout: Duration) -> bool {
-    let path = format!("/run/netns/{}", ns.name);
-    std::thread::spawn(move || {
-        enter(&path);
-        match from {
-            None => TcpStream::connect_timeout(&to, timeout).is_ok(),
-            Some(local) => connect_from(local, to, timeout),
-        }
+    ns.within(move || match from {
+        None => TcpStream::connect_timeout(&to, timeout).is_ok(),
+        Some(local) => connect_from(local, to, timeout),
     })
-    .join()
-    .expect("connect thread")
 }
 
 /// Connect from a bound local address (port 20 needs root: the tests have it).
