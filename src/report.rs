@@ -143,8 +143,8 @@ impl<'a> NegotiationRecord<'a> {
         }
     }
 
-    /// The cells of this record's row in the text table.
-    pub fn cells(&self, at: Timestamp) -> [String; 8] {
+    /// The cells of this record's row in the text table ([`TABLE_HEADER`]).
+    pub fn cells(&self, at: Timestamp) -> Vec<String> {
         let outcome = match (&self.pinhole, &self.detail) {
             (Some(p), _) => {
                 let sport = match p.sport {
@@ -156,7 +156,7 @@ impl<'a> NegotiationRecord<'a> {
             (None, Some(detail)) => format!("{}: {detail}", self.reason.unwrap_or("refused")),
             (None, None) => String::new(),
         };
-        [
+        vec![
             self.frame.to_string(),
             at.to_rfc3339(),
             self.client.to_string(),
@@ -185,18 +185,18 @@ impl std::fmt::Display for SocketAddrText<'_> {
 pub const TABLE_HEADER: [&str; 8] =
     ["FRAME", "TIME", "CLIENT", "SERVER", "KIND", "ANNOUNCED", "VERDICT", "PINHOLE / REASON"];
 
-/// Write rows as a table whose columns are as wide as their widest cell.
-/// Control characters in cells are shown escaped, never sent to the terminal.
-pub fn write_table(out: &mut dyn Write, rows: &[[String; 8]]) -> io::Result<()> {
-    let clean = |s: &str| {
-        s.chars()
-            .flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] })
-            .collect::<String>()
+/// Write a table whose columns are as wide as their widest cell, the last
+/// column unpadded. Control characters in cells are shown escaped, never
+/// sent to the terminal.
+pub fn write_table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
+    let clean = |s: &str| -> String {
+        s.chars().flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect()
     };
-    let header = TABLE_HEADER.map(str::to_string);
-    let rows: Vec<[String; 8]> =
-        std::iter::once(header).chain(rows.iter().cloned()).map(|r| r.map(|c| clean(&c))).collect();
-    let mut widths = [0usize; 8];
+    let rows: Vec<Vec<String>> = std::iter::once(header.iter().map(|h| h.to_string()).collect::<Vec<_>>())
+        .chain(rows.iter().cloned())
+        .map(|r| r.iter().map(|c| clean(c)).collect())
+        .collect();
+    let mut widths = vec![0usize; header.len()];
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
@@ -204,7 +204,7 @@ pub fn write_table(out: &mut dyn Write, rows: &[[String; 8]]) -> io::Result<()> 
     }
     for row in &rows {
         let mut line = String::new();
-        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+        for (i, (cell, w)) in row.iter().zip(&widths).enumerate() {
             if i + 1 == row.len() {
                 line.push_str(cell);
             } else {

@@ -3,6 +3,7 @@
 
 mod args;
 mod inspect;
+mod pinhole;
 mod rules;
 
 use std::io::{self, Write};
@@ -42,6 +43,12 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Print an nftables ruleset (sets, chains, rules) for `nft -f`.
     Rules(rules::RulesArgs),
+    /// Open (or refresh) one pinhole by hand.
+    Open(pinhole::PinholeArgs),
+    /// Close one pinhole by hand.
+    Close(pinhole::PinholeArgs),
+    /// List the pinholes in the kernel now, with the time each has left.
+    List(pinhole::ListArgs),
 }
 
 /// Parse, run, print the error chain once, map it to an exit code.
@@ -54,6 +61,9 @@ pub(crate) fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(a) => inspect::run(a),
         Command::Rules(a) => rules::run(a),
+        Command::Open(a) => pinhole::open(a),
+        Command::Close(a) => pinhole::close(a),
+        Command::List(a) => pinhole::list(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
