@@ -97,6 +97,10 @@ pub struct AuditRecord {
     /// When an opened pinhole expires unless used, RFC 3339.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires: Option<String>,
+    /// Microseconds from the packet that negotiated a pinhole to the pinhole
+    /// being in the kernel (pinhole-open, live only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_us: Option<u64>,
     /// Session length in seconds (session-close).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_s: Option<f64>,
@@ -140,6 +144,7 @@ impl AuditRecord {
             detail: None,
             pinhole: None,
             expires: None,
+            latency_us: None,
             duration_s: None,
             midstream: None,
             bytes: None,

@@ -62,6 +62,9 @@ pub struct Daemon<B> {
     events: Vec<Event>,
     pending: Vec<PendingOpen>,
     stats: DaemonStats,
+    /// Reads the time a pinhole reached the kernel (the wall clock live, a
+    /// fake one in tests), to record how long that took after its packet.
+    clock: fn() -> Timestamp,
 }
 
 impl<B> std::fmt::Debug for Daemon<B> {
@@ -71,8 +74,16 @@ impl<B> std::fmt::Debug for Daemon<B> {
 }
 
 impl<B: Backend> Daemon<B> {
-    /// A daemon run named `run` (written in every audit record).
-    pub fn new(config: PipelineConfig, backend: B, audit: Option<AuditLog>, run: String) -> Self {
+    /// A daemon run named `run` (written in every audit record). `clock`
+    /// says when a flush completed, for the latency recorded with each
+    /// pinhole.
+    pub fn new(
+        config: PipelineConfig,
+        backend: B,
+        audit: Option<AuditLog>,
+        run: String,
+        clock: fn() -> Timestamp,
+    ) -> Self {
         Daemon {
             pipeline: Pipeline::new(config),
             backend,
@@ -82,6 +93,7 @@ impl<B: Backend> Daemon<B> {
             events: Vec::new(),
             pending: Vec::new(),
             stats: DaemonStats::default(),
+            clock,
         }
     }
 
@@ -257,6 +269,7 @@ impl<B: Backend> Daemon<B> {
                 return Ok(Vec::new());
             }
         };
+        let done = (self.clock)();
         let mut closed = Vec::new();
         let mut pending = pending.into_iter();
         for Outcome { op, pinhole, result } in outcomes {
@@ -266,10 +279,14 @@ impl<B: Backend> Daemon<B> {
                     self.stats.opened += 1;
                     if let Some(p) = &origin {
                         self.ledger.opened(now, p.event.session, p.event.control, pinhole);
-                        if let Some(r) = AuditRecord::from_event(&p.event, &self.run) {
+                        // From the packet that negotiated it to the kernel.
+                        let latency = done.saturating_since(p.event.at);
+                        if let Some(mut r) = AuditRecord::from_event(&p.event, &self.run) {
+                            r.latency_us = Some(latency.as_micros() as u64);
                             self.write(&r)?;
                         }
-                        info!(session = %p.event.session, pinhole = %pinhole, set = Element::of(&pinhole).set, "pinhole open");
+                        info!(session = %p.event.session, pinhole = %pinhole, set = Element::of(&pinhole).set,
+                              latency_us = latency.as_micros() as u64, "pinhole open");
                     }
                 }
                 (Op::Close, Ok(())) => closed.push(FlowKey::from(&pinhole)),

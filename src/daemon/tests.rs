@@ -91,7 +91,7 @@ impl Harness {
         let log = std::env::temp_dir().join(format!("ftp-pinhole-daemon-{}-{name}.jsonl", std::process::id()));
         let _ = std::fs::remove_file(&log);
         let audit = AuditLog::open(&log, FsyncPolicy::Never).expect("audit log");
-        let daemon = Daemon::new(PipelineConfig::default(), backend, Some(audit), "run1".into());
+        let daemon = Daemon::new(PipelineConfig::default(), backend, Some(audit), "run1".into(), || at(0));
         Harness { daemon, kernel, log, fed: 0 }
     }
 
