@@ -6,10 +6,12 @@
 //! judge each in `policy`, then open pinholes in a `backend` and record it all
 //! in an `audit` trail. Everything from `decode` to `policy` is sans-IO: plain
 //! state machines fed with bytes and [`time::Timestamp`]s, with no sockets, no
-//! clock reads and no global state.
+//! clock reads and no global state. Frames come from a pcap file (`pcap`) or,
+//! live, from `capture`: packet sockets filtered in the kernel.
 
 pub mod audit;
 pub mod backend;
+pub mod capture;
 pub mod daemon;
 pub mod decode;
 pub mod ftp;

@@ -4,6 +4,7 @@
 
 pub(crate) mod netns;
 pub(crate) mod topology;
+pub(crate) mod traffic;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
