@@ -5,6 +5,7 @@ mod args;
 mod inspect;
 mod pinhole;
 mod rules;
+mod run;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -26,9 +27,10 @@ pub(crate) const EXIT_BAD_INPUT: u8 = 2;
 #[command(name = "ftp-pinhole", version, about, long_about = None)]
 pub(crate) struct Cli {
     /// Log level: error, warn, info, debug, trace (or a tracing filter such
-    /// as `ftp_pinhole=debug`). RUST_LOG overrides it.
-    #[arg(long, global = true, default_value = "warn", value_name = "LEVEL")]
-    log_level: String,
+    /// as `ftp_pinhole=debug`); RUST_LOG overrides it. Default: info for
+    /// `run`, warn otherwise.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    log_level: Option<String>,
     /// Log format on standard error.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -49,12 +51,17 @@ enum Command {
     Close(pinhole::PinholeArgs),
     /// List the pinholes in the kernel now, with the time each has left.
     List(pinhole::ListArgs),
+    /// Watch FTP control traffic on a gateway and open pinholes as data
+    /// connections are negotiated.
+    Run(run::RunArgs),
 }
 
 /// Parse, run, print the error chain once, map it to an exit code.
 pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = args::init_logging(&cli.log_level, cli.log_format) {
+    let default_level = if matches!(cli.command, Command::Run(_)) { "info" } else { "warn" };
+    let level = cli.log_level.as_deref().unwrap_or(default_level);
+    if let Err(e) = args::init_logging(level, cli.log_format) {
         eprintln!("ftp-pinhole: {e:#}");
         return ExitCode::from(EXIT_BAD_INPUT);
     }
@@ -64,6 +71,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Open(a) => pinhole::open(a),
         Command::Close(a) => pinhole::close(a),
         Command::List(a) => pinhole::list(a),
+        Command::Run(a) => run::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

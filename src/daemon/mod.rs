@@ -6,7 +6,9 @@
 //! negotiation becomes a set element, a withdrawn pinhole is closed unless
 //! the kernel already consumed it, and the [`Ledger`] tells from the sets
 //! read back which pinholes were used and which expired. It is fed frames
-//! and timestamps by the capture loop, or by tests.
+//! and timestamps by the capture loop ([`live`]), or by tests.
+
+pub mod live;
 
 use std::net::IpAddr;
 

@@ -2,6 +2,7 @@
 
 #![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
+pub(crate) mod ftp;
 pub(crate) mod netns;
 pub(crate) mod topology;
 pub(crate) mod traffic;
@@ -22,14 +23,19 @@ pub(crate) fn binary() -> &'static str {
 }
 
 /// A scratch directory unique to this test, removed when dropped.
-pub(crate) struct Scratch(pub PathBuf);
+pub(crate) struct Scratch(pub(crate) PathBuf, bool);
 
 impl Scratch {
     pub(crate) fn new(name: &str) -> Self {
         let dir = std::env::temp_dir().join(format!("ftp-pinhole-test-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("scratch dir");
-        Scratch(dir)
+        Scratch(dir, true)
+    }
+
+    /// A handle on a directory owned by another `Scratch` (not removed on drop).
+    pub(crate) fn borrow(dir: PathBuf) -> Self {
+        Scratch(dir, false)
     }
 
     pub(crate) fn path(&self, file: &str) -> PathBuf {
@@ -39,7 +45,9 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        if self.1 {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 }
 

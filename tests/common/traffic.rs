@@ -10,8 +10,8 @@ use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use super::netns::enter;
 use super::netns::Netns;
-use super::topology::enter;
 
 /// Longest any single step may take.
 const LIMIT: Duration = Duration::from_secs(10);

@@ -1,0 +1,114 @@
+//! `ftp-pinhole run`: the gateway daemon, monitor mode.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use tracing::info;
+
+use ftp_pinhole::audit::{AuditLog, FsyncPolicy};
+use ftp_pinhole::backend::dry_run::DryRun;
+use ftp_pinhole::backend::nftables::Nftables;
+use ftp_pinhole::backend::Backend;
+use ftp_pinhole::daemon::live::{self, wall_clock, Signals};
+use ftp_pinhole::daemon::Daemon;
+
+use super::pinhole::{BackendArg, TableArgs};
+use super::{CoreArgs, EXIT_OK};
+
+/// Arguments of `run`.
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// Interface to watch for FTP control traffic (repeatable). On a gateway,
+    /// one interface is enough; both sides work too (segments seen twice
+    /// count once).
+    #[arg(long = "interface", short = 'i', required = true, value_name = "IF")]
+    interfaces: Vec<String>,
+    /// Where pinholes go.
+    #[arg(long, value_enum, default_value_t = BackendArg::Nftables)]
+    backend: BackendArg,
+    #[command(flatten)]
+    table: TableArgs,
+    /// Append the audit trail to this file (`-` for standard output).
+    #[arg(long, value_name = "PATH")]
+    audit_log: Option<PathBuf>,
+    /// When the audit log is forced to disk: always, second, never.
+    #[arg(long, default_value = "second", value_name = "POLICY")]
+    audit_fsync: FsyncPolicy,
+    #[command(flatten)]
+    core: CoreArgs,
+}
+
+/// Run the daemon until SIGINT/SIGTERM.
+pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
+    let config = args.core.to_config()?;
+    let table = args.table.spec()?;
+    let audit = match &args.audit_log {
+        Some(path) => Some(AuditLog::open(path, args.audit_fsync)?),
+        None => None,
+    };
+    // Everything that can fail at start fails here, before any pinhole.
+    let captures = live::open_captures(&args.interfaces, &config.tracker.ports)?;
+    let mut signals = Signals::install()?;
+    let started = wall_clock();
+    let run_id = format!("{:x}", started.unix_nanos() / 1_000_000_000);
+    let info = serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "interfaces": args.interfaces,
+        "backend": format!("{:?}", args.backend).to_lowercase(),
+        "table": table.to_string(),
+        "ports": config.tracker.ports.to_string(),
+        "ttl_s": config.policy.ttl.as_secs(),
+        "active_sport": config.policy.active_source_port.to_string(),
+        "min_data_port": config.policy.min_data_port,
+        "allow_third_party": config.policy.allow_third_party.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+    });
+    let ports = config.tracker.ports.clone();
+    match args.backend {
+        BackendArg::Nftables => {
+            let backend = Nftables::connect(table)?;
+            serve(
+                Daemon::new(config, backend, audit, run_id, wall_clock),
+                captures,
+                &ports,
+                &mut signals,
+                started,
+                info,
+            )
+        }
+        BackendArg::DryRun => {
+            let backend = DryRun::new(table, Box::new(std::io::stdout()));
+            serve(
+                Daemon::new(config, backend, audit, run_id, wall_clock),
+                captures,
+                &ports,
+                &mut signals,
+                started,
+                info,
+            )
+        }
+    }
+}
+
+fn serve<B: Backend>(
+    mut daemon: Daemon<B>,
+    captures: Vec<ftp_pinhole::capture::Capture>,
+    ports: &ftp_pinhole::track::ControlPorts,
+    signals: &mut Signals,
+    started: ftp_pinhole::time::Timestamp,
+    info: serde_json::Value,
+) -> anyhow::Result<u8> {
+    daemon.started(started, info)?;
+    info!("ready");
+    live::run(&mut daemon, captures, ports, signals)?;
+    let s = daemon.stats();
+    info!(
+        opened = s.opened,
+        refused = s.refused,
+        consumed = s.consumed,
+        expired = s.expired,
+        closed = s.closed,
+        backend_errors = s.backend_errors,
+        "stopped"
+    );
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,249 @@
+//! The live loop: capture sockets in, [`Daemon`] decisions out, until a
+//! signal says stop.
+//!
+//! One thread, one `poll(2)` over every capture socket and a self-pipe woken
+//! by SIGINT/SIGTERM/SIGHUP. Frames carry the kernel's receive timestamps;
+//! the loop itself reads the wall clock only to run timers. Once a second it
+//! checks each interface (recovering from down/up and delete/re-create) and
+//! the sockets' drop counters (capture loss is logged: a lost segment can
+//! hide a negotiation).
+
+use std::io::{self, Read};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use thiserror::Error;
+use tracing::{error, info, warn};
+
+use super::{Daemon, DaemonError};
+use crate::backend::Backend;
+use crate::capture::{Capture, CaptureError, Health};
+use crate::decode::LinkType;
+use crate::time::Timestamp;
+use crate::track::ControlPorts;
+
+/// Frames read from one socket before the others get their turn.
+const BATCH: usize = 512;
+/// How often interfaces and drop counters are checked.
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
+/// Receive buffer: the largest frame the kernel hands over (GSO included).
+const FRAME_BUFFER: usize = 256 * 1024;
+
+/// Why the live loop ended badly.
+#[derive(Debug, Error)]
+pub enum LiveError {
+    /// A capture could not be opened at start.
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    /// The daemon must stop (audit trail unwritable).
+    #[error(transparent)]
+    Daemon(#[from] DaemonError),
+    /// Signal handlers or poll(2) failed.
+    #[error("{what}: {source}")]
+    System {
+        /// What was being done.
+        what: &'static str,
+        /// The error.
+        source: io::Error,
+    },
+}
+
+/// How the loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// SIGINT or SIGTERM.
+    Signal,
+}
+
+/// SIGINT/SIGTERM/SIGHUP, as flags plus a pipe that wakes `poll`.
+#[derive(Debug)]
+pub struct Signals {
+    stop: Arc<AtomicBool>,
+    hangup: Arc<AtomicBool>,
+    wake: UnixStream,
+}
+
+impl Signals {
+    /// Install the handlers.
+    pub fn install() -> Result<Signals, LiveError> {
+        let system = |source| LiveError::System { what: "installing signal handlers", source };
+        let stop = Arc::new(AtomicBool::new(false));
+        let hangup = Arc::new(AtomicBool::new(false));
+        let (wake, notify) = UnixStream::pair().map_err(system)?;
+        wake.set_nonblocking(true).map_err(system)?;
+        notify.set_nonblocking(true).map_err(system)?;
+        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register(signal, Arc::clone(&stop)).map_err(system)?;
+        }
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hangup)).map_err(system)?;
+        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
+            let writer = notify.try_clone().map_err(system)?;
+            signal_hook::low_level::pipe::register(signal, writer).map_err(system)?;
+        }
+        Ok(Signals { stop, hangup, wake })
+    }
+
+    fn drain(&mut self) {
+        let mut buf = [0u8; 64];
+        while matches!(self.wake.read(&mut buf), Ok(n) if n > 0) {}
+    }
+}
+
+/// The wall clock, as the core's timestamps count.
+pub fn wall_clock() -> Timestamp {
+    Timestamp::from_unix_duration(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default())
+}
+
+/// One watched interface.
+struct Slot {
+    name: String,
+    capture: Option<Capture>,
+    /// A problem was logged and not yet resolved (log once, not per poll).
+    trouble: bool,
+    frames: u64,
+    drops: u64,
+}
+
+/// Open a capture on every interface; any failure is an error at start.
+pub fn open_captures(interfaces: &[String], ports: &ControlPorts) -> Result<Vec<Capture>, CaptureError> {
+    interfaces.iter().map(|name| Capture::open(name, ports)).collect()
+}
+
+/// Run until SIGINT/SIGTERM, then shut the daemon down cleanly.
+pub fn run<B: Backend>(
+    daemon: &mut Daemon<B>,
+    captures: Vec<Capture>,
+    ports: &ControlPorts,
+    signals: &mut Signals,
+) -> Result<Stopped, LiveError> {
+    let mut slots: Vec<Slot> = captures
+        .into_iter()
+        .map(|c| Slot { name: c.interface().to_string(), capture: Some(c), trouble: false, frames: 0, drops: 0 })
+        .collect();
+    let mut buf = vec![0u8; FRAME_BUFFER];
+    let mut next_housekeeping = wall_clock().saturating_add(HOUSEKEEPING);
+    info!(interfaces = ?slots.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), "watching");
+    loop {
+        if signals.stop.load(Ordering::SeqCst) {
+            let now = wall_clock();
+            info!("stopping: closing the pinholes still open");
+            daemon.shutdown(now, "signal")?;
+            report_totals(&slots);
+            return Ok(Stopped::Signal);
+        }
+        if signals.hangup.swap(false, Ordering::SeqCst) {
+            daemon.reopen_audit()?;
+        }
+        let now = wall_clock();
+        let deadline = daemon.poll_timeout().map_or(next_housekeeping, |t| t.min(next_housekeeping));
+        let timeout = deadline.saturating_since(now);
+        let mut fds: Vec<libc::pollfd> = slots
+            .iter()
+            .filter_map(|s| s.capture.as_ref())
+            .map(|c| libc::pollfd { fd: c.as_raw_fd(), events: libc::POLLIN, revents: 0 })
+            .collect();
+        fds.push(libc::pollfd { fd: signals.wake.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+        poll(&mut fds, timeout).map_err(|source| LiveError::System { what: "poll", source })?;
+        signals.drain();
+
+        for slot in slots.iter_mut() {
+            let Some(capture) = slot.capture.as_mut() else { continue };
+            let ready = fds.iter().any(|f| f.fd == capture.as_raw_fd() && f.revents != 0);
+            if !ready {
+                continue;
+            }
+            for _ in 0..BATCH {
+                match capture.recv(&mut buf) {
+                    Ok(Some(packet)) => {
+                        slot.frames += 1;
+                        if packet.is_truncated() {
+                            warn!(interface = %slot.name, wire_len = packet.wire_len, "frame larger than the buffer; cut");
+                        }
+                        let at = packet.at;
+                        let data = packet.data;
+                        daemon.handle_frame(at, LinkType::Ethernet, data)?;
+                        slot.trouble = false;
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        if !slot.trouble {
+                            warn!(interface = %slot.name, error = %e, "capture interrupted; waiting for the interface");
+                            slot.trouble = true;
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+
+        let now = wall_clock();
+        if now >= next_housekeeping {
+            next_housekeeping = now.saturating_add(HOUSEKEEPING);
+            for slot in slots.iter_mut() {
+                housekeep(slot, ports);
+            }
+        }
+        if daemon.poll_timeout().is_some_and(|t| t <= now) {
+            daemon.handle_timeout(now)?;
+        }
+    }
+}
+
+/// Check one interface: recover a vanished or renumbered one, log drops.
+fn housekeep(slot: &mut Slot, ports: &ControlPorts) {
+    if let Some(capture) = &slot.capture {
+        match capture.stats() {
+            Ok(stats) if stats.drops > 0 => {
+                slot.drops += stats.drops;
+                warn!(interface = %slot.name, dropped = stats.drops, "the kernel dropped control frames (capture buffer full): negotiations may be missed");
+            }
+            Ok(_) => {}
+            Err(e) => warn!(interface = %slot.name, error = %e, "cannot read capture counters"),
+        }
+        match capture.health() {
+            Health::Same => return,
+            Health::Gone => warn!(interface = %slot.name, "interface gone; will reopen when it is back"),
+            Health::Renumbered(index) => info!(interface = %slot.name, index, "interface re-created; reopening"),
+        }
+        slot.capture = None;
+    }
+    match Capture::open(&slot.name, ports) {
+        Ok(c) => {
+            info!(interface = %slot.name, "capture reopened");
+            slot.capture = Some(c);
+            slot.trouble = false;
+        }
+        Err(e) => {
+            if !slot.trouble {
+                error!(interface = %slot.name, error = %e, "cannot reopen the capture; retrying every second");
+                slot.trouble = true;
+            }
+        }
+    }
+}
+
+fn report_totals(slots: &[Slot]) {
+    for s in slots {
+        info!(interface = %s.name, frames = s.frames, dropped = s.drops, "capture totals");
+    }
+}
+
+/// poll(2), retrying on EINTR.
+fn poll(fds: &mut [libc::pollfd], timeout: Duration) -> io::Result<usize> {
+    let ms = i32::try_from(timeout.as_millis().min(60_000)).unwrap_or(60_000);
+    loop {
+        // SAFETY: `fds` is a valid, exclusively borrowed array of pollfd of
+        // the length passed; poll only writes their `revents`.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! The daemon on a gateway between real FTP clients and servers: the
+//! acceptance of `ftp-pinhole run`. Client, gateway and server are network
+//! namespaces; the gateway loads the generated default-drop ruleset and runs
+//! the daemon; vsftpd and pyftpdlib serve a 1 MiB file; curl and ftplib fetch
+//! it in every mode over IPv4 and IPv6. With the daemon stopped, the same
+//! transfers fail: the ruleset really is default-drop.
+//! Needs root; fails without it.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::ftp::{curl, files, ftplib, start_pyftpd, start_vsftpd, Files, Mode, Transfer, PYFTPD_PORT, VSFTPD_PORT};
+use common::netns::{wait_until, Netns};
+use common::topology::{Topology, CLIENT4, SERVER4, SERVER6};
+use common::{binary, run, Scratch};
+use serde_json::Value;
+
+/// The daemon, running in the gateway namespace.
+struct Daemon {
+    pid: u32,
+    audit: PathBuf,
+}
+
+fn start_daemon(gw: &mut Netns, scratch: &Scratch, extra: &[&str]) -> Daemon {
+    let audit = scratch.path("audit.jsonl");
+    let mut args = vec![binary(), "run", "--interface", "gc0", "--audit-log", audit.to_str().unwrap(), "--ttl", "3s"];
+    args.extend_from_slice(extra);
+    let pid = gw.spawn(&args);
+    let ready = wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(&audit).is_ok_and(|t| t.contains("\"event\":\"daemon-start\""))
+    });
+    if !ready {
+        let child = gw.take_child(pid).map(|mut c| {
+            let _ = c.kill();
+            c.wait_with_output().map(|o| String::from_utf8_lossy(&o.stderr).into_owned()).unwrap_or_default()
+        });
+        panic!("the daemon did not start: {child:?}");
+    }
+    Daemon { pid, audit }
+}
+
+/// SIGTERM, then wait for a clean exit; its standard error.
+fn stop_daemon(gw: &mut Netns, d: &Daemon) -> String {
+    // SAFETY: kill(2) on the PID of a child this test started.
+    unsafe { libc::kill(d.pid as i32, libc::SIGTERM) };
+    let child = gw.take_child(d.pid).expect("our daemon");
+    let out = child.wait_with_output().expect("daemon exit");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "daemon exit {:?}: {stderr}", out.status);
+    stderr
+}
+
+fn audit(d: &Daemon) -> Vec<Value> {
+    common::jsonl(&std::fs::read(&d.audit).unwrap())
+}
+
+fn events(records: &[Value], event: &str) -> Vec<Value> {
+    records.iter().filter(|r| r["event"] == event).cloned().collect()
+}
+
+/// Every pinhole set of the gateway's table is empty.
+fn sets_empty(gw: &Netns) -> bool {
+    ["passive4", "active4", "passive6", "active6"].iter().all(|set| {
+        let json = gw.ok(&["nft", "-j", "list", "set", "inet", "ftp_pinhole", set]);
+        !json.contains("\"elem\"")
+    })
+}
+
+fn rules(args: &[&str]) -> String {
+    let mut all = vec!["rules"];
+    all.extend_from_slice(args);
+    let out = run(&all);
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn expect_ok(what: &str, t: &Transfer) {
+    assert!(t.ok, "{what} failed through the daemon:\n{}", t.log);
+}
+
+type Client = fn(&Netns, &str, u16, Mode, &Scratch, &Files, u32) -> Transfer;
+
+#[test]
+fn vsftpd_with_curl_and_ftplib_every_mode_and_family() {
+    let mut t = Topology::new("evs");
+    let scratch = Scratch::new("e2e-vsftpd");
+    let f = files(&scratch);
+    start_vsftpd(&mut t.server, &scratch);
+    t.gateway.nft(&rules(&["--profile", "gateway"]));
+    let d = start_daemon(&mut t.gateway, &scratch, &[]);
+
+    let clients: [(&str, Client); 2] = [("curl", curl), ("ftplib", ftplib)];
+    let mut done = 0;
+    for (name, client) in clients {
+        for host in [SERVER4, SERVER6] {
+            for mode in Mode::ALL {
+                if name == "ftplib" && host == SERVER6 && mode == Mode::Port {
+                    continue; // PORT cannot carry an IPv6 address: EPRT covers it
+                }
+                let tr = client(&t.client, host, VSFTPD_PORT, mode, &scratch, &f, 5);
+                expect_ok(&format!("{name} {} to {host}", mode.name()), &tr);
+                done += 1;
+            }
+        }
+    }
+    assert_eq!(done, 15);
+    let records = audit(&d);
+    assert!(events(&records, "refused").is_empty(), "{:?}", events(&records, "refused"));
+    assert!(events(&records, "pinhole-open").len() >= 15);
+    // Used pinholes are gone from the kernel; after the TTL nothing is left.
+    assert!(wait_until(Duration::from_secs(8), || sets_empty(&t.gateway)), "pinholes left after the TTL");
+    let stderr = stop_daemon(&mut t.gateway, &d);
+    assert!(stderr.contains("stopped"), "{stderr}");
+    let records = audit(&d);
+    let consumed = events(&records, "pinhole-consumed").len();
+    assert!(consumed >= 15, "every transfer's pinhole was used: {consumed}");
+    assert_eq!(events(&records, "daemon-stop").len(), 1);
+
+    // The daemon is stopped: the same transfers fail (default drop), in parallel
+    // to bound the time (each waits for its connect timeout).
+    let handles: Vec<_> = [SERVER4, SERVER6]
+        .into_iter()
+        .flat_map(|host| Mode::ALL.into_iter().map(move |mode| (host, mode)))
+        .map(|(host, mode)| {
+            let client = Netns::attach(&t.client.name);
+            let scratch_dir = scratch.0.clone();
+            let sha = f.sha256.clone();
+            std::thread::spawn(move || {
+                let scratch = Scratch::borrow(scratch_dir);
+                let f = Files { root: scratch.path("root"), sha256: sha };
+                (host, mode, curl(&client, host, VSFTPD_PORT, mode, &scratch, &f, 3))
+            })
+        })
+        .collect();
+    for h in handles {
+        let (host, mode, tr) = h.join().unwrap();
+        assert!(!tr.ok, "{} to {host} passed without the daemon: the ruleset is not default-drop", mode.name());
+    }
+}
+
+#[test]
+fn pyftpdlib_active_mode_from_any_source_port() {
+    let mut t = Topology::new("epy");
+    let scratch = Scratch::new("e2e-pyftpd");
+    let f = files(&scratch);
+    start_pyftpd(&mut t.server, &scratch);
+    // pyftpdlib connects from an ephemeral port, not 20: both the ruleset and
+    // the daemon are told so.
+    t.gateway.nft(&rules(&["--profile", "gateway", "--ports", "21,2121", "--active-sport", "any"]));
+    let d = start_daemon(&mut t.gateway, &scratch, &["--ports", "21,2121", "--active-sport", "any"]);
+    for (host, mode) in [
+        (SERVER4, Mode::Pasv),
+        (SERVER4, Mode::Epsv),
+        (SERVER4, Mode::Port),
+        (SERVER4, Mode::Eprt),
+        (SERVER6, Mode::Epsv),
+        (SERVER6, Mode::Eprt),
+    ] {
+        let tr = ftplib(&t.client, host, PYFTPD_PORT, mode, &scratch, &f, 5);
+        expect_ok(&format!("ftplib {} to {host}:2121", mode.name()), &tr);
+    }
+    stop_daemon(&mut t.gateway, &d);
+    let opens = events(&audit(&d), "pinhole-open");
+    assert!(opens.iter().any(|r| r["pinhole"]["sport"] == "any" && r["pinhole"]["mode"] == "active"));
+}
+
+/// A raw control session: the given commands, one per line, then QUIT.
+fn raw_session(client: &Netns, host: &str, commands: &[&str]) {
+    let script = format!(
+        "import socket,time\ns=socket.create_connection(('{host}',21),5)\ns.recv(4096)\nfor c in {commands:?}+['QUIT']:\n    s.sendall((c+'\\r\\n').encode())\n    time.sleep(0.2)\n    s.recv(4096)\ns.close()\n"
+    );
+    let out = client.run(&["timeout", "20", "/usr/bin/python3", "-c", &script]);
+    assert!(out.status.success(), "raw session: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn bounce_and_privileged_port_open_nothing() {
+    let mut t = Topology::new("ebn");
+    let scratch = Scratch::new("e2e-bounce");
+    let _f = files(&scratch);
+    start_vsftpd(&mut t.server, &scratch);
+    t.gateway.nft(&rules(&["--profile", "gateway"]));
+    let d = start_daemon(&mut t.gateway, &scratch, &[]);
+    let bounce = "PORT 203,0,113,5,0,80";
+    let privileged = format!("PORT {},0,22", CLIENT4.replace('.', ","));
+    raw_session(&t.client, SERVER4, &["USER anonymous", "PASS x", bounce, &privileged]);
+    assert!(wait_until(Duration::from_secs(5), || events(&audit(&d), "refused").len() == 2));
+    assert!(sets_empty(&t.gateway), "a refused negotiation opened something");
+    stop_daemon(&mut t.gateway, &d);
+    let records = audit(&d);
+    let reasons: Vec<&str> = events(&records, "refused")
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap_or("?"))
+        .map(|s| Box::leak(s.to_string().into_boxed_str()) as &str)
+        .collect();
+    assert_eq!(reasons, ["third-party-address", "privileged-port"]);
+    assert!(events(&records, "pinhole-open").is_empty());
+}
