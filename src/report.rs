@@ -1,5 +1,9 @@
 //! How negotiations are reported by `inspect`: one JSON object per line, or
-//! an aligned table for people.
+//! an aligned table for people ([`table`]).
+
+pub mod table;
+
+pub use table::{write_table, Align, Column};
 
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -181,40 +185,17 @@ impl std::fmt::Display for SocketAddrText<'_> {
     }
 }
 
-/// Column titles of the text table.
-pub const TABLE_HEADER: [&str; 8] =
-    ["FRAME", "TIME", "CLIENT", "SERVER", "KIND", "ANNOUNCED", "VERDICT", "PINHOLE / REASON"];
-
-/// Write rows as a table whose columns are as wide as their widest cell.
-/// Control characters in cells are shown escaped, never sent to the terminal.
-pub fn write_table(out: &mut dyn Write, rows: &[[String; 8]]) -> io::Result<()> {
-    let clean = |s: &str| {
-        s.chars()
-            .flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] })
-            .collect::<String>()
-    };
-    let header = TABLE_HEADER.map(str::to_string);
-    let rows: Vec<[String; 8]> =
-        std::iter::once(header).chain(rows.iter().cloned()).map(|r| r.map(|c| clean(&c))).collect();
-    let mut widths = [0usize; 8];
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    for row in &rows {
-        let mut line = String::new();
-        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
-            if i + 1 == row.len() {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<w$}  "));
-            }
-        }
-        writeln!(out, "{}", line.trim_end())?;
-    }
-    Ok(())
-}
+/// Columns of `inspect`'s text table.
+pub const TABLE_COLUMNS: [Column<'static>; 8] = [
+    Column::left("FRAME"),
+    Column::left("TIME"),
+    Column::left("CLIENT"),
+    Column::left("SERVER"),
+    Column::left("KIND"),
+    Column::left("ANNOUNCED"),
+    Column::left("VERDICT"),
+    Column::left("PINHOLE / REASON"),
+];
 
 /// A human summary of one capture's counters, for standard error.
 pub fn write_summary(out: &mut dyn Write, name: &str, stats: &Stats) -> io::Result<()> {

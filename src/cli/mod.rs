@@ -2,6 +2,7 @@
 //! turns them into configuration (`*::from_args`, with errors naming the flag).
 
 mod args;
+mod audit;
 mod inspect;
 mod rules;
 
@@ -42,6 +43,9 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Print an nftables ruleset (sets, chains, rules) for `nft -f`.
     Rules(rules::RulesArgs),
+    /// Report over audit logs: data ports opened and what became of them,
+    /// refusals, top talkers, totals.
+    Audit(audit::AuditArgs),
 }
 
 /// Parse, run, print the error chain once, map it to an exit code.
@@ -54,6 +58,7 @@ pub(crate) fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(a) => inspect::run(a),
         Command::Rules(a) => rules::run(a),
+        Command::Audit(a) => audit::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
