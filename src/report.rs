@@ -1,5 +1,9 @@
 //! How negotiations are reported by `inspect`: one JSON object per line, or
-//! an aligned table for people.
+//! an aligned table for people ([`table`]).
+
+pub mod table;
+
+pub use table::{write_table, Align, Column};
 
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -143,8 +147,8 @@ impl<'a> NegotiationRecord<'a> {
         }
     }
 
-    /// The cells of this record's row in the text table ([`TABLE_HEADER`]).
-    pub fn cells(&self, at: Timestamp) -> Vec<String> {
+    /// The cells of this record's row in the text table.
+    pub fn cells(&self, at: Timestamp) -> [String; 8] {
         let outcome = match (&self.pinhole, &self.detail) {
             (Some(p), _) => {
                 let sport = match p.sport {
@@ -156,7 +160,7 @@ impl<'a> NegotiationRecord<'a> {
             (None, Some(detail)) => format!("{}: {detail}", self.reason.unwrap_or("refused")),
             (None, None) => String::new(),
         };
-        vec![
+        [
             self.frame.to_string(),
             at.to_rfc3339(),
             self.client.to_string(),
@@ -181,40 +185,17 @@ impl std::fmt::Display for SocketAddrText<'_> {
     }
 }
 
-/// Column titles of the text table.
-pub const TABLE_HEADER: [&str; 8] =
-    ["FRAME", "TIME", "CLIENT", "SERVER", "KIND", "ANNOUNCED", "VERDICT", "PINHOLE / REASON"];
-
-/// Write a table whose columns are as wide as their widest cell, the last
-/// column unpadded. Control characters in cells are shown escaped, never
-/// sent to the terminal.
-pub fn write_table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
-    let clean = |s: &str| -> String {
-        s.chars().flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect()
-    };
-    let rows: Vec<Vec<String>> = std::iter::once(header.iter().map(|h| h.to_string()).collect::<Vec<_>>())
-        .chain(rows.iter().cloned())
-        .map(|r| r.iter().map(|c| clean(c)).collect())
-        .collect();
-    let mut widths = vec![0usize; header.len()];
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    for row in &rows {
-        let mut line = String::new();
-        for (i, (cell, w)) in row.iter().zip(&widths).enumerate() {
-            if i + 1 == row.len() {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<w$}  "));
-            }
-        }
-        writeln!(out, "{}", line.trim_end())?;
-    }
-    Ok(())
-}
+/// Columns of `inspect`'s text table.
+pub const TABLE_COLUMNS: [Column<'static>; 8] = [
+    Column::left("FRAME"),
+    Column::left("TIME"),
+    Column::left("CLIENT"),
+    Column::left("SERVER"),
+    Column::left("KIND"),
+    Column::left("ANNOUNCED"),
+    Column::left("VERDICT"),
+    Column::left("PINHOLE / REASON"),
+];
 
 /// A human summary of one capture's counters, for standard error.
 pub fn write_summary(out: &mut dyn Write, name: &str, stats: &Stats) -> io::Result<()> {

@@ -5,6 +5,10 @@
 //! one place that reads the system clock. A pcap replay therefore runs the very
 //! same timers as a live gateway.
 
+mod parse;
+
+pub use parse::TimeError;
+
 use std::fmt;
 use std::time::Duration;
 

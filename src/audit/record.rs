@@ -51,6 +51,50 @@ pub enum RecordKind {
     StreamGap,
 }
 
+impl RecordKind {
+    /// Every kind, in the order above.
+    pub const ALL: [RecordKind; 13] = [
+        RecordKind::DaemonStart,
+        RecordKind::DaemonStop,
+        RecordKind::SessionOpen,
+        RecordKind::Login,
+        RecordKind::Encrypted,
+        RecordKind::SessionClose,
+        RecordKind::PinholeOpen,
+        RecordKind::Refused,
+        RecordKind::PinholeConsumed,
+        RecordKind::PinholeExpired,
+        RecordKind::PinholeClosed,
+        RecordKind::BackendError,
+        RecordKind::StreamGap,
+    ];
+
+    /// The name written in `event`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::DaemonStart => "daemon-start",
+            RecordKind::DaemonStop => "daemon-stop",
+            RecordKind::SessionOpen => "session-open",
+            RecordKind::Login => "login",
+            RecordKind::Encrypted => "encrypted",
+            RecordKind::SessionClose => "session-close",
+            RecordKind::PinholeOpen => "pinhole-open",
+            RecordKind::Refused => "refused",
+            RecordKind::PinholeConsumed => "pinhole-consumed",
+            RecordKind::PinholeExpired => "pinhole-expired",
+            RecordKind::PinholeClosed => "pinhole-closed",
+            RecordKind::BackendError => "backend-error",
+            RecordKind::StreamGap => "stream-gap",
+        }
+    }
+}
+
+impl std::fmt::Display for RecordKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One line of the audit trail. Absent fields are left out of the JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditRecord {
@@ -326,6 +370,13 @@ mod tests {
         assert!(v.get("pinhole").is_none());
         let back: AuditRecord = serde_json::from_value(v).expect("parse back");
         assert_eq!(back.announced, Some(None));
+    }
+
+    #[test]
+    fn kind_names_are_the_serialized_names() {
+        for kind in RecordKind::ALL {
+            assert_eq!(serde_json::to_value(kind).expect("json"), kind.as_str());
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use ftp_pinhole::decode::Skip;
 use ftp_pinhole::pcap::{CaptureReader, PcapError};
 use ftp_pinhole::pipeline::{Event, EventKind, Pipeline, PipelineConfig, Stats};
 use ftp_pinhole::policy::Decision;
-use ftp_pinhole::report::{write_summary, write_table, NegotiationRecord, TABLE_HEADER};
+use ftp_pinhole::report::{write_summary, write_table, NegotiationRecord, TABLE_COLUMNS};
 use ftp_pinhole::time::Timestamp;
 
 use super::{CoreArgs, EXIT_BAD_INPUT, EXIT_OK};
@@ -132,7 +132,7 @@ fn inspect_file(
     }
     if format == Format::Text && !rows.is_empty() {
         writeln!(out, "{name}:")?;
-        write_table(out, &TABLE_HEADER, &rows)?;
+        write_table(out, &TABLE_COLUMNS, &rows)?;
     }
     Ok((Some(pipeline.stats()), result))
 }
@@ -160,7 +160,7 @@ fn report(
     event: &Event,
     format: Format,
     out: &mut dyn Write,
-    rows: &mut Vec<Vec<String>>,
+    rows: &mut Vec<[String; 8]>,
 ) -> anyhow::Result<()> {
     let EventKind::Negotiated { negotiation, decision } = &event.kind else {
         return Ok(());

@@ -2,6 +2,7 @@
 //! turns them into configuration (`*::from_args`, with errors naming the flag).
 
 mod args;
+mod audit;
 mod inspect;
 mod pinhole;
 mod rules;
@@ -54,6 +55,9 @@ enum Command {
     /// Watch FTP control traffic on a gateway and open pinholes as data
     /// connections are negotiated.
     Run(run::RunArgs),
+    /// Report over audit logs: data ports opened and what became of them,
+    /// refusals, top talkers, totals.
+    Audit(audit::AuditArgs),
 }
 
 /// Parse, run, print the error chain once, map it to an exit code.
@@ -72,6 +76,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Close(a) => pinhole::close(a),
         Command::List(a) => pinhole::list(a),
         Command::Run(a) => run::run(a),
+        Command::Audit(a) => audit::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

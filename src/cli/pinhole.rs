@@ -12,7 +12,7 @@ use ftp_pinhole::backend::nftables::Nftables;
 use ftp_pinhole::backend::{Backend, Element, LiveElement, TableFamily, TableSpec, DEFAULT_TABLE};
 use ftp_pinhole::ftp::Mode;
 use ftp_pinhole::policy::{Pinhole, SourcePort};
-use ftp_pinhole::report::write_table;
+use ftp_pinhole::report::{write_table, Column};
 
 use super::args::parse_ttl;
 use super::{EXIT_FAILURE, EXIT_OK};
@@ -154,8 +154,19 @@ pub(crate) fn list(args: ListArgs) -> anyhow::Result<u8> {
         }
     } else {
         let rows: Vec<Vec<String>> = live.iter().map(live_row).collect();
-        write_table(&mut out, &["SET", "MODE", "FROM", "TO", "PORT", "LEFT"], &rows)
-            .context("writing standard output")?;
+        write_table(
+            &mut out,
+            &[
+                Column::left("SET"),
+                Column::left("MODE"),
+                Column::left("FROM"),
+                Column::left("TO"),
+                Column::right("PORT"),
+                Column::right("LEFT"),
+            ],
+            &rows,
+        )
+        .context("writing standard output")?;
     }
     Ok(EXIT_OK)
 }

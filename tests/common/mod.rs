@@ -104,3 +104,48 @@ pub(crate) fn assert_lines(got: &[String], want: &[&str]) {
         panic!("{msg}");
     }
 }
+
+/// Compare two texts; on a difference, panic with a side-by-side diff
+/// (want on the left, got on the right; `|` changed, `<` only wanted,
+/// `>` only got) and the line numbers of both.
+pub(crate) fn assert_text_eq(got: &str, want: &str, what: &str) {
+    if got == want {
+        return;
+    }
+    let (w, g): (Vec<&str>, Vec<&str>) = (want.lines().collect(), got.lines().collect());
+    // Longest common subsequence of lines, to line up what is unchanged.
+    let mut lcs = vec![vec![0usize; g.len() + 1]; w.len() + 1];
+    for i in (0..w.len()).rev() {
+        for j in (0..g.len()).rev() {
+            lcs[i][j] = if w[i] == g[j] { lcs[i + 1][j + 1] + 1 } else { lcs[i + 1][j].max(lcs[i][j + 1]) };
+        }
+    }
+    let width = w.iter().map(|l| l.chars().count()).max().unwrap_or(0).clamp(20, 100);
+    let mut rows = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < w.len() || j < g.len() {
+        if i < w.len() && j < g.len() && w[i] == g[j] {
+            rows.push((Some(i), ' ', Some(j)));
+            (i, j) = (i + 1, j + 1);
+        } else if i < w.len() && j < g.len() && lcs[i + 1][j] == lcs[i][j + 1] {
+            rows.push((Some(i), '|', Some(j)));
+            (i, j) = (i + 1, j + 1);
+        } else if j >= g.len() || (i < w.len() && lcs[i + 1][j] >= lcs[i][j + 1]) {
+            rows.push((Some(i), '<', None));
+            i += 1;
+        } else {
+            rows.push((None, '>', Some(j)));
+            j += 1;
+        }
+    }
+    let mut msg = format!("{what} differs (left: want, right: got)\n");
+    for (wi, mark, gi) in rows {
+        let left = wi.map_or(String::new(), |i| format!("{:>4} {}", i + 1, w[i]));
+        let right = gi.map_or(String::new(), |j| format!("{:>4} {}", j + 1, g[j]));
+        msg.push_str(&format!("{left:<width$} {mark} {right}\n", width = width + 5));
+    }
+    if want.ends_with('\n') != got.ends_with('\n') {
+        msg.push_str("(the texts differ in their final newline)\n");
+    }
+    panic!("{msg}");
+}
