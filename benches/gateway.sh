@@ -16,6 +16,7 @@
 # its pinhole being in the kernel (audit `latency_us`: p50, p99, max).
 #
 # Usage (root): benches/gateway.sh [TRANSFERS]     (default 200)
+#   DAEMON_ARGS="--realtime-priority 50" benches/gateway.sh   adds daemon flags
 # Needs what scripts/setup installs (vsftpd, curl, nftables, iproute2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -86,7 +87,8 @@ pct() { # stdin: numbers; prints p50 p99 max
 # --- 1. ftp-pinhole
 "$BIN" rules --profile gateway | ip netns exec "$G" nft -f -
 count_late "inet ftp_pinhole"
-ip netns exec "$G" "$BIN" run -i gc0 -i gs0 --audit-log "$RUN/audit.jsonl" --log-level warn 2>"$RUN/daemon.err" &
+# shellcheck disable=SC2086
+ip netns exec "$G" "$BIN" run -i gc0 -i gs0 --audit-log "$RUN/audit.jsonl" --log-level warn ${DAEMON_ARGS:-} 2>"$RUN/daemon.err" &
 DPID=$!; PIDS+=("$DPID")
 for _ in $(seq 100); do grep -q daemon-start "$RUN/audit.jsonl" 2>/dev/null && break; sleep 0.1; done
 transfers pinhole

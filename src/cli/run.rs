@@ -34,6 +34,11 @@ pub(crate) struct RunArgs {
     /// When the audit log is forced to disk: always, second, never.
     #[arg(long, default_value = "second", value_name = "POLICY")]
     audit_fsync: FsyncPolicy,
+    /// Run under the real-time FIFO scheduler at this priority (1-99; needs
+    /// CAP_SYS_NICE). Makes the pinhole win the race against the client's
+    /// first SYN far more often (README: "The race").
+    #[arg(long, value_name = "PRIORITY", value_parser = clap::value_parser!(i32).range(1..=99))]
+    realtime_priority: Option<i32>,
     #[command(flatten)]
     core: CoreArgs,
 }
@@ -49,6 +54,9 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
     // Everything that can fail at start fails here, before any pinhole.
     let captures = live::open_captures(&args.interfaces, &config.tracker.ports)?;
     let mut signals = Signals::install()?;
+    if let Some(priority) = args.realtime_priority {
+        live::set_realtime(priority)?;
+    }
     let started = wall_clock();
     let run_id = format!("{:x}", started.unix_nanos() / 1_000_000_000);
     let info = serde_json::json!({
@@ -61,6 +69,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
         "active_sport": config.policy.active_source_port.to_string(),
         "min_data_port": config.policy.min_data_port,
         "allow_third_party": config.policy.allow_third_party.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+        "realtime_priority": args.realtime_priority,
     });
     let ports = config.tracker.ports.clone();
     match args.backend {

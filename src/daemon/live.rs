@@ -231,6 +231,23 @@ fn report_totals(slots: &[Slot]) {
     }
 }
 
+/// Run this process under the real-time FIFO scheduler at `priority`
+/// (1-99), so that it is woken ahead of ordinary processes when a
+/// negotiation arrives: the client races the pinhole (see README).
+pub fn set_realtime(priority: i32) -> Result<(), LiveError> {
+    let param = libc::sched_param { sched_priority: priority };
+    // SAFETY: sched_setscheduler reads the parameter struct, which lives for
+    // the call; pid 0 is this process.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+    if rc != 0 {
+        return Err(LiveError::System {
+            what: "setting real-time priority (needs CAP_SYS_NICE)",
+            source: io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}
+
 /// poll(2), retrying on EINTR.
 fn poll(fds: &mut [libc::pollfd], timeout: Duration) -> io::Result<usize> {
     let ms = i32::try_from(timeout.as_millis().min(60_000)).unwrap_or(60_000);
