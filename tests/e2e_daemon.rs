@@ -200,3 +200,57 @@ fn bounce_and_privileged_port_open_nothing() {
     assert_eq!(reasons, ["third-party-address", "privileged-port"]);
     assert!(events(&records, "pinhole-open").is_empty());
 }
+
+#[test]
+fn start_up_errors_are_clear_and_early() {
+    let ns = Netns::new("estart");
+    ns.ok(&["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth1"]);
+    ns.ok(&["ip", "link", "set", "eth0", "up"]);
+    let run_daemon = |prefix: &[&str], args: &[&str]| {
+        let mut all: Vec<&str> = prefix.to_vec();
+        all.push(binary());
+        all.push("run");
+        all.extend_from_slice(args);
+        let out = ns.run(&["timeout", "10"].iter().copied().chain(all).collect::<Vec<_>>());
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    // A missing interface.
+    let (code, err) = run_daemon(&[], &["-i", "nosuch0"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("nosuch0"), "{err}");
+    // No ruleset loaded.
+    let (code, err) = run_daemon(&[], &["-i", "eth0"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("nftables table inet ftp_pinhole does not exist"), "{err}");
+    // Without privilege (nobody, no capabilities).
+    let nobody =
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"];
+    let (code, err) = run_daemon(&nobody, &["-i", "eth0"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("CAP_NET_RAW"), "{err}");
+    // An unwritable audit log.
+    let (code, err) = run_daemon(&[], &["-i", "eth0", "--audit-log", "/nonexistent-dir/audit.jsonl"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("cannot open audit log /nonexistent-dir/audit.jsonl"), "{err}");
+}
+
+#[test]
+fn the_daemon_recovers_when_its_interface_goes_down_and_up() {
+    let mut t = Topology::new("eupd");
+    let scratch = Scratch::new("e2e-updown");
+    let f = files(&scratch);
+    start_vsftpd(&mut t.server, &scratch);
+    t.gateway.nft(&rules(&["--profile", "gateway"]));
+    let d = start_daemon(&mut t.gateway, &scratch, &[]);
+    expect_ok("before", &curl(&t.client, SERVER4, VSFTPD_PORT, Mode::Pasv, &scratch, &f, 5));
+    t.gateway.ok(&["ip", "link", "set", "gc0", "down"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    t.gateway.ok(&["ip", "link", "set", "gc0", "up"]);
+    // The link needs a moment to carry traffic again; the daemon recovers by
+    // itself (no restart).
+    let ok =
+        wait_until(Duration::from_secs(20), || curl(&t.client, SERVER4, VSFTPD_PORT, Mode::Pasv, &scratch, &f, 3).ok);
+    assert!(ok, "no transfer passed after the interface came back");
+    let stderr = stop_daemon(&mut t.gateway, &d);
+    assert!(stderr.contains("capture interrupted"), "the outage was noticed: {stderr}");
+}
