@@ -27,7 +27,10 @@ struct Daemon {
 
 fn start_daemon(gw: &mut Netns, scratch: &Scratch, extra: &[&str]) -> Daemon {
     let audit = scratch.path("audit.jsonl");
-    let mut args = vec![binary(), "run", "--interface", "gc0", "--audit-log", audit.to_str().unwrap(), "--ttl", "3s"];
+    let mut args = vec![binary(), "run", "--interface", "gc0", "--audit-log", audit.to_str().unwrap()];
+    if !extra.contains(&"--ttl") {
+        args.extend(["--ttl", "3s"]);
+    }
     args.extend_from_slice(extra);
     let pid = gw.spawn(&args);
     let ready = wait_until(Duration::from_secs(10), || {
@@ -253,4 +256,42 @@ fn the_daemon_recovers_when_its_interface_goes_down_and_up() {
     assert!(ok, "no transfer passed after the interface came back");
     let stderr = stop_daemon(&mut t.gateway, &d);
     assert!(stderr.contains("capture interrupted"), "the outage was noticed: {stderr}");
+}
+
+#[test]
+fn audit_live_joins_the_kernels_pinholes_with_the_trail() {
+    let mut t = Topology::new("elive");
+    let scratch = Scratch::new("e2e-live");
+    let _f = files(&scratch);
+    start_vsftpd(&mut t.server, &scratch);
+    t.gateway.nft(&rules(&["--profile", "gateway"]));
+    let d = start_daemon(&mut t.gateway, &scratch, &["--ttl", "20s"]);
+    // A client that asks for a passive port and then idles, holding it open.
+    let script = format!(
+        "import socket,time\ns=socket.create_connection(('{SERVER4}',21),5)\ns.recv(4096)\nfor c in ['USER anonymous','PASS x','PASV']:\n    s.sendall((c+'\\r\\n').encode())\n    time.sleep(0.3)\n    s.recv(4096)\ntime.sleep(8)\ns.close()\n"
+    );
+    t.client.spawn(&["timeout", "20", "/usr/bin/python3", "-c", &script]);
+    let live = || {
+        let out = t.gateway.run(&[binary(), "audit", "--live", "--format", "json", d.audit.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        common::jsonl(&out.stdout)
+    };
+    assert!(wait_until(Duration::from_secs(8), || !live().is_empty()), "the PASV's pinhole never showed");
+    let pinholes = live();
+    assert_eq!(pinholes.len(), 1);
+    let p = &pinholes[0];
+    assert_eq!(
+        (p["set"].as_str(), p["mode"].as_str(), p["src"].as_str()),
+        (Some("passive4"), Some("passive"), Some(CLIENT4))
+    );
+    assert!(p["expires_s"].as_f64().is_some_and(|s| s > 5.0 && s <= 20.0), "{p}");
+    let opened = &p["opened_by"];
+    assert_eq!(opened["event"], "pinhole-open");
+    assert!(opened["line"].as_str().is_some_and(|l| l.starts_with("227 ")), "{opened}");
+    assert_eq!(opened["client"].as_str().map(|c| c.starts_with(CLIENT4)), Some(true));
+    // The text table says the same.
+    let text = t.gateway.ok(&[binary(), "audit", "--live", d.audit.to_str().unwrap()]);
+    assert!(text.lines().next().is_some_and(|h| h.starts_with("MODE")), "{text}");
+    assert!(text.contains("passive") && text.contains("227 Entering Passive Mode"), "{text}");
+    stop_daemon(&mut t.gateway, &d);
 }

@@ -7,6 +7,7 @@
 //!   the kernel was consumed or expired (sans-IO: fed with what the kernel
 //!   holds);
 //! - [`writer`]: the append-only file, fsync policy, reopening on rotation;
+//! - [`live`]: the pinholes in the kernel now, joined with their records;
 //! - [`read`]: logs read back, plain or gzip, bad lines reported with their
 //!   place;
 //! - [`filter`]: which records a report looks at (time window, addresses,
@@ -16,6 +17,7 @@
 
 pub mod filter;
 pub mod ledger;
+pub mod live;
 pub mod read;
 pub mod record;
 pub mod report;

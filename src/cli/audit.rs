@@ -10,11 +10,17 @@ use clap::{Args, ValueEnum};
 use ipnet::IpNet;
 
 use ftp_pinhole::audit::filter::Filter;
+use ftp_pinhole::audit::live::{join, LivePinhole};
 use ftp_pinhole::audit::read::{sort_oldest_first, LineError, LogReader};
 use ftp_pinhole::audit::report::{Report, DEFAULT_TOP};
 use ftp_pinhole::audit::text::write_text;
+use ftp_pinhole::audit::AuditRecord;
+use ftp_pinhole::backend::nftables::Nftables;
+use ftp_pinhole::backend::Backend;
+use ftp_pinhole::report::{write_table, Column};
 use ftp_pinhole::time::Timestamp;
 
+use super::pinhole::TableArgs;
 use super::{EXIT_BAD_INPUT, EXIT_OK};
 
 /// Where the daemon writes its audit log unless told otherwise.
@@ -63,6 +69,13 @@ pub(crate) struct AuditArgs {
     /// How many clients and servers to list as top talkers.
     #[arg(long, default_value_t = DEFAULT_TOP, value_name = "N")]
     top: usize,
+    /// Instead of the report: the pinholes open in the kernel now (read
+    /// back over netlink), with the time each has left, joined with the
+    /// audit record that opened each (session, mode, line).
+    #[arg(long)]
+    live: bool,
+    #[command(flatten)]
+    table: TableArgs,
 }
 
 impl AuditArgs {
@@ -81,39 +94,17 @@ impl AuditArgs {
 /// Report over every log; a log that cannot be read is reported and the
 /// others still are.
 pub(crate) fn run(args: AuditArgs) -> anyhow::Result<u8> {
+    if args.live {
+        return live(&args);
+    }
     if let (Some(since), Some(until)) = (args.since, args.until) {
         if since >= until {
             eprintln!("ftp-pinhole: --since {} is not before --until {}", since.to_rfc3339(), until.to_rfc3339());
             return Ok(EXIT_BAD_INPUT);
         }
     }
-    let mut failed = false;
-    let mut logs = Vec::new();
-    for path in &args.logs {
-        match LogReader::open(path) {
-            Ok(log) => logs.push(log),
-            Err(e) => {
-                failed = true;
-                eprintln!("ftp-pinhole: {}", printable(&e.to_string()));
-            }
-        }
-    }
-    let filter = args.filter();
-    let mut warnings = Warnings::default();
-    let records = sort_oldest_first(logs)
-        .into_iter()
-        .flatten()
-        .filter_map(|item| match item {
-            Ok(record) => Some(record),
-            Err(e) => {
-                failed |= e.is_fatal();
-                warnings.report(&e);
-                None
-            }
-        })
-        .filter(|r| filter.matches(r));
+    let (records, failed) = read_all(&args.logs, &args.filter());
     let report = Report::from_records(records, args.top);
-    warnings.finish();
 
     let mut out = BufWriter::new(io::stdout().lock());
     match args.format {
@@ -128,6 +119,94 @@ pub(crate) fn run(args: AuditArgs) -> anyhow::Result<u8> {
     }
     out.flush().context("writing standard output")?;
     Ok(if failed { EXIT_BAD_INPUT } else { EXIT_OK })
+}
+
+/// Every record of `logs` that passes `filter`, oldest log first; bad lines
+/// are reported on standard error. Whether a log could not be read whole.
+fn read_all(logs: &[PathBuf], filter: &Filter) -> (Vec<AuditRecord>, bool) {
+    let mut failed = false;
+    let mut readers = Vec::new();
+    for path in logs {
+        match LogReader::open(path) {
+            Ok(log) => readers.push(log),
+            Err(e) => {
+                failed = true;
+                eprintln!("ftp-pinhole: {}", printable(&e.to_string()));
+            }
+        }
+    }
+    let mut warnings = Warnings::default();
+    let records = sort_oldest_first(readers)
+        .into_iter()
+        .flatten()
+        .filter_map(|item| match item {
+            Ok(record) => Some(record),
+            Err(e) => {
+                failed |= e.is_fatal();
+                warnings.report(&e);
+                None
+            }
+        })
+        .filter(|r| filter.matches(r))
+        .collect();
+    warnings.finish();
+    (records, failed)
+}
+
+/// `--live`: the kernel's pinholes, each with the record that opened it.
+fn live(args: &AuditArgs) -> anyhow::Result<u8> {
+    let mut backend = Nftables::connect(args.table.spec()?)?;
+    let mut elements = backend.list()?;
+    elements.sort_by_key(|l| (l.element.set, l.element.src, l.element.dst, l.element.dport));
+    let (records, failed) = read_all(&args.logs, &Filter::default());
+    let pinholes = join(&elements, records);
+    let mut out = BufWriter::new(io::stdout().lock());
+    match args.format {
+        Format::Json => {
+            for p in &pinholes {
+                let mut line = serde_json::to_vec(p).context("encoding a pinhole")?;
+                line.push(b'\n');
+                out.write_all(&line).context("writing standard output")?;
+            }
+        }
+        Format::Text => {
+            let rows: Vec<Vec<String>> = pinholes.iter().map(live_row).collect();
+            let columns = [
+                Column::left("MODE"),
+                Column::left("FROM"),
+                Column::left("TO"),
+                Column::right("PORT"),
+                Column::right("LEFT"),
+                Column::left("OPENED"),
+                Column::left("RUN"),
+                Column::right("SESSION"),
+                Column::left("CLIENT"),
+                Column::left("SERVER"),
+                Column::left("LINE"),
+            ];
+            write_table(&mut out, &columns, &rows).context("writing standard output")?;
+        }
+    }
+    out.flush().context("writing standard output")?;
+    Ok(if failed { EXIT_BAD_INPUT } else { EXIT_OK })
+}
+
+fn live_row(p: &LivePinhole) -> Vec<String> {
+    let dash = || "-".to_string();
+    let r = p.opened_by.as_ref();
+    vec![
+        p.mode.map_or_else(dash, |m| format!("{m:?}").to_lowercase()),
+        p.src.to_string(),
+        p.dst.to_string(),
+        p.dport.to_string(),
+        p.expires_s.map_or_else(dash, |s| format!("{s:.1}s")),
+        r.map_or_else(dash, |r| r.ts.clone()),
+        r.map_or_else(dash, |r| r.run.clone()),
+        r.and_then(|r| r.session).map_or_else(dash, |s| s.to_string()),
+        r.and_then(|r| r.client).map_or_else(dash, |c| c.to_string()),
+        r.and_then(|r| r.server).map_or_else(dash, |c| c.to_string()),
+        r.and_then(|r| r.line.clone()).unwrap_or_else(dash),
+    ]
 }
 
 /// Bad lines on standard error: each of the first few of a file, then a
