@@ -408,6 +408,21 @@ fn vlan_tag_from_metadata_and_inner_qinq_tag_in_the_bytes() {
 // ---- (3) missing interface ------------------------------------------------------------
 
 #[test]
+fn an_interface_without_ethernet_framing_is_refused_at_open() {
+    let ns = Netns::new("captun");
+    ns.ok(&["ip", "tuntap", "add", "mode", "tun", "name", "tun0"]);
+    ns.ok(&["ip", "link", "set", "tun0", "up"]);
+    match open_in(&ns, "tun0") {
+        Err(e @ CaptureError::NotEthernet { .. }) => {
+            assert!(e.to_string().contains("tun0") && e.to_string().contains("not an Ethernet interface"), "{e}")
+        }
+        other => panic!("expected NotEthernet, got {other:?}"),
+    }
+    // Loopback frames carry an Ethernet header: accepted.
+    assert!(open_in(&ns, "lo").is_ok());
+}
+
+#[test]
 fn a_missing_interface_is_named() {
     let ns = Netns::new("cap3");
     for name in ["fp-nope0", "a-name-far-too-long-for-linux"] {

@@ -34,6 +34,15 @@ pub enum CaptureError {
         /// The interface.
         name: String,
     },
+    /// The interface does not frame packets with an Ethernet header (tun,
+    /// WireGuard, PPP): the filter and the decoder would see nothing.
+    #[error("cannot capture on {name}: not an Ethernet interface (link type {hardware_type}); only Ethernet-framed interfaces are supported")]
+    NotEthernet {
+        /// The interface.
+        name: String,
+        /// Its `ARPHRD_*` type.
+        hardware_type: u16,
+    },
     /// The control-port filter could not be built.
     #[error("cannot capture on {name}: {source}")]
     Filter {
@@ -74,6 +83,7 @@ impl CaptureError {
             CaptureError::NoSuchInterface { name }
             | CaptureError::Permission { name, .. }
             | CaptureError::InterfaceDown { name }
+            | CaptureError::NotEthernet { name, .. }
             | CaptureError::Filter { name, .. }
             | CaptureError::Io { name, .. } => name,
         }

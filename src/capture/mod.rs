@@ -95,6 +95,12 @@ impl Capture {
 
         let fd = sys::packet_socket().map_err(os("socket(AF_PACKET)"))?;
         let ifindex = sys::ifindex(fd.as_fd(), interface).map_err(os("SIOCGIFINDEX"))?;
+        // Ethernet and loopback frames start with an Ethernet header; others
+        // would pass no filter and decode as nothing, silently.
+        let hardware_type = sys::hardware_type(fd.as_fd(), interface).map_err(os("SIOCGIFHWADDR"))?;
+        if hardware_type != libc::ARPHRD_ETHER && hardware_type != libc::ARPHRD_LOOPBACK {
+            return Err(CaptureError::NotEthernet { name: interface.to_string(), hardware_type });
+        }
         let forced = match sys::set_int(fd.as_fd(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, SOCKET_BUFFER) {
             Ok(()) => true,
             // Without CAP_NET_ADMIN: the ordinary option, capped by rmem_max.

@@ -68,6 +68,23 @@ pub(crate) fn ifindex(fd: BorrowedFd<'_>, name: &str) -> io::Result<u32> {
     u32::try_from(index).map_err(|_| io::Error::from_raw_os_error(libc::ENODEV))
 }
 
+/// The link-layer type (`ARPHRD_*`) of interface `name` (`SIOCGIFHWADDR`).
+pub(crate) fn hardware_type(fd: BorrowedFd<'_>, name: &str) -> io::Result<u16> {
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { mem::zeroed() };
+    if name.is_empty() || name.len() >= req.ifr_name.len() || name.bytes().any(|b| b == 0) {
+        return Err(io::Error::from_raw_os_error(libc::ENODEV));
+    }
+    for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
+        *dst = src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFHWADDR reads the NUL-terminated name and writes a
+    // sockaddr into `req`, which lives across the call.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFHWADDR, &mut req as *mut libc::ifreq) })?;
+    // SAFETY: after a successful SIOCGIFHWADDR the union holds `ifru_hwaddr`.
+    Ok(unsafe { req.ifr_ifru.ifru_hwaddr.sa_family })
+}
+
 /// `setsockopt(fd, level, name, &value)` for an `int` option.
 pub(crate) fn set_int(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
     // SAFETY: pointer and length describe the local `value`.
