@@ -13,7 +13,9 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::ftp::{curl, files, ftplib, start_pyftpd, start_vsftpd, Files, Mode, Transfer, PYFTPD_PORT, VSFTPD_PORT};
+use common::ftp::{
+    curl, files, ftplib, lftp, start_pyftpd, start_vsftpd, Files, Mode, Transfer, PYFTPD_PORT, VSFTPD_PORT,
+};
 use common::netns::{wait_until, Netns};
 use common::topology::{Topology, CLIENT4, SERVER4, SERVER6};
 use common::{binary, run, Scratch};
@@ -111,16 +113,24 @@ fn vsftpd_with_curl_and_ftplib_every_mode_and_family() {
         }
     }
     assert_eq!(done, 15);
+    // lftp too, passive and active, on both families.
+    for (host, mode) in [(SERVER4, Mode::Pasv), (SERVER4, Mode::Port), (SERVER6, Mode::Epsv), (SERVER6, Mode::Eprt)] {
+        expect_ok(
+            &format!("lftp {} to {host}", mode.name()),
+            &lftp(&t.client, host, VSFTPD_PORT, mode, &scratch, &f, 5),
+        );
+        done += 1;
+    }
     let records = audit(&d);
     assert!(events(&records, "refused").is_empty(), "{:?}", events(&records, "refused"));
-    assert!(events(&records, "pinhole-open").len() >= 15);
+    assert!(events(&records, "pinhole-open").len() >= 19);
     // Used pinholes are gone from the kernel; after the TTL nothing is left.
     assert!(wait_until(Duration::from_secs(8), || sets_empty(&t.gateway)), "pinholes left after the TTL");
     let stderr = stop_daemon(&mut t.gateway, &d);
     assert!(stderr.contains("stopped"), "{stderr}");
     let records = audit(&d);
     let consumed = events(&records, "pinhole-consumed").len();
-    assert!(consumed >= 15, "every transfer's pinhole was used: {consumed}");
+    assert!(consumed >= 19, "every transfer's pinhole was used: {consumed}");
     assert_eq!(events(&records, "daemon-stop").len(), 1);
 
     // The daemon is stopped: the same transfers fail (default drop), in parallel
@@ -294,4 +304,40 @@ fn audit_live_joins_the_kernels_pinholes_with_the_trail() {
     assert!(text.lines().next().is_some_and(|h| h.starts_with("MODE")), "{text}");
     assert!(text.contains("passive") && text.contains("227 Entering Passive Mode"), "{text}");
     stop_daemon(&mut t.gateway, &d);
+}
+
+#[test]
+fn an_unused_pinhole_expires_and_sighup_reopens_the_audit_log() {
+    let mut t = Topology::new("eexp");
+    let scratch = Scratch::new("e2e-expire");
+    let _f = files(&scratch);
+    start_vsftpd(&mut t.server, &scratch);
+    t.gateway.nft(&rules(&["--profile", "gateway"]));
+    let d = start_daemon(&mut t.gateway, &scratch, &["--ttl", "2s"]);
+    // Rotate before anything happens: rename, then SIGHUP.
+    let rotated = scratch.path("audit.jsonl.1");
+    std::fs::rename(&d.audit, &rotated).unwrap();
+    // SAFETY: kill(2) on the PID of a child this test started.
+    unsafe { libc::kill(d.pid as i32, libc::SIGHUP) };
+    assert!(wait_until(Duration::from_secs(5), || d.audit.exists()), "the log was not reopened");
+    // Ask for a passive port, never connect, hold the session longer than the TTL.
+    let script = format!(
+        "import socket,time\ns=socket.create_connection(('{SERVER4}',21),5)\ns.recv(4096)\nfor c in ['USER anonymous','PASS x','PASV']:\n    s.sendall((c+'\\r\\n').encode())\n    time.sleep(0.3)\n    s.recv(4096)\ntime.sleep(5)\ns.close()\n"
+    );
+    t.client.spawn(&["timeout", "20", "/usr/bin/python3", "-c", &script]);
+    assert!(
+        wait_until(Duration::from_secs(10), || !events(&audit(&d), "pinhole-expired").is_empty()),
+        "no pinhole-expired in {:?}",
+        audit(&d)
+    );
+    assert!(sets_empty(&t.gateway));
+    stop_daemon(&mut t.gateway, &d);
+    let records = audit(&d);
+    let expired = &events(&records, "pinhole-expired")[0];
+    assert_eq!(expired["pinhole"]["mode"], "passive");
+    // The session ended after the expiry: nothing left to close.
+    assert!(events(&records, "pinhole-closed").is_empty(), "{records:?}");
+    let old = common::jsonl(&std::fs::read(&rotated).unwrap());
+    assert_eq!(old.iter().filter(|r| r["event"] == "daemon-start").count(), 1, "the start stayed in the rotated file");
+    assert!(records.iter().all(|r| r["event"] != "daemon-start"));
 }

@@ -192,3 +192,40 @@ fn finish(o: std::process::Output, out: &Path, files: &Files, start: std::time::
     let ok = o.status.success() && out.exists() && sha256_of(out) == files.sha256;
     Transfer { ok, log, elapsed }
 }
+
+/// Download the file with lftp in `mode` (lftp sends EPSV/EPRT on IPv6 and
+/// has no EPRT on IPv4: it sends PORT).
+pub(crate) fn lftp(
+    client: &Netns,
+    host: &str,
+    port: u16,
+    mode: Mode,
+    dir: &Scratch,
+    files: &Files,
+    timeout_s: u32,
+) -> Transfer {
+    let out = dir.path(&format!("lftp-{}-{}-{}.bin", mode.name(), host.replace(':', "_"), port));
+    let _ = std::fs::remove_file(&out);
+    let (passive, epsv) = match mode {
+        Mode::Pasv => ("on", "no"),
+        Mode::Epsv => ("on", "yes"),
+        Mode::Port | Mode::Eprt => ("off", "no"),
+    };
+    let script = format!(
+        "set cmd:fail-exit yes; set ftp:ssl-allow no; set ftp:passive-mode {passive}; set ftp:prefer-epsv {epsv}; \
+         set ftp:auto-passive-mode no; set net:timeout {timeout_s}; set net:max-retries 1; set xfer:clobber on; \
+         get 1M.bin -o {}; bye",
+        out.display()
+    );
+    let url_host = if host.contains(':') { format!("[{host}]") } else { host.to_string() };
+    let start = std::time::Instant::now();
+    let o = client.run(&[
+        "timeout",
+        &(timeout_s * 3).to_string(),
+        "lftp",
+        "-e",
+        &script,
+        &format!("ftp://{url_host}:{port}"),
+    ]);
+    finish(o, &out, files, start)
+}
