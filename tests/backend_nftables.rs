@@ -343,52 +343,11 @@ fn a_full_set_refuses_the_third_open_and_commits_the_first_two() {
     assert!(keys.contains(&"192.0.2.2 . 198.51.100.30 . 50010".to_string()), "{keys:?}");
 }
 
-/// `struct __user_cap_header_struct`.
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: libc::c_int,
-}
-
-/// `struct __user_cap_data_struct`.
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
-/// `_LINUX_CAPABILITY_VERSION_3`: two `CapData`, 64 capability bits.
-const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-/// Bit of CAP_NET_ADMIN.
-const CAP_NET_ADMIN: u32 = 12;
-
-/// Removes CAP_NET_ADMIN from this thread's effective and permitted sets
-/// (the raw capset system call changes the calling thread only).
-fn drop_net_admin() {
-    let mut header = CapHeader { version: CAPABILITY_VERSION_3, pid: 0 };
-    let mut data = [CapData::default(); 2];
-    // SAFETY: header and data are live and of the layout version 3 expects
-    // (one header, two data structs); capget writes only into them.
-    let rc = unsafe { libc::syscall(libc::SYS_capget, &raw mut header, data.as_mut_ptr()) };
-    assert_eq!(rc, 0, "capget: {}", std::io::Error::last_os_error());
-    data[0].effective &= !(1 << CAP_NET_ADMIN);
-    data[0].permitted &= !(1 << CAP_NET_ADMIN);
-    // SAFETY: as above; capset only reads them.
-    let rc = unsafe { libc::syscall(libc::SYS_capset, &raw mut header, data.as_ptr()) };
-    assert_eq!(rc, 0, "capset: {}", std::io::Error::last_os_error());
-    let status = std::fs::read_to_string("/proc/thread-self/status").expect("status");
-    let eff = status.lines().find(|l| l.starts_with("CapEff:")).expect("CapEff");
-    let bits = u64::from_str_radix(eff.split_whitespace().nth(1).expect("bits"), 16).expect("hex");
-    assert_eq!(bits & (1 << CAP_NET_ADMIN), 0, "CAP_NET_ADMIN still effective: {eff}");
-}
-
 #[test]
 fn without_cap_net_admin_the_backend_reports_permission() {
     let ns = namespace("nft-eperm", &standard());
     let err = ns.within(|| {
-        drop_net_admin();
+        common::caps::keep_only_effective(&[common::caps::CAP_NET_RAW]);
         Nftables::connect(TableSpec::default()).expect_err("no CAP_NET_ADMIN")
     });
     assert!(matches!(err, BackendError::Permission), "{err:?}");

@@ -528,39 +528,7 @@ fn deleted_then_recreated_interface_is_renumbered_and_reopens() {
 
 // ---- (5) privileges -----------------------------------------------------------------------
 
-/// `CAP_NET_RAW`, `CAP_NET_ADMIN` (linux/capability.h).
-const CAP_NET_RAW: u32 = 13;
-const CAP_NET_ADMIN: u32 = 12;
-
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: i32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
-/// Keeps in the calling thread's effective set only the capabilities `keep`
-/// (capabilities are per thread: the rest of the test process keeps them).
-fn keep_only_effective(keep: &[u32]) {
-    let header = CapHeader { version: 0x2008_0522, pid: 0 }; // _LINUX_CAPABILITY_VERSION_3
-    let mut data = [CapData::default(); 2];
-    // SAFETY: capget writes two CapData (version 3) into `data`; both live across the call.
-    let rc = unsafe { libc::syscall(libc::SYS_capget, &header as *const CapHeader, data.as_mut_ptr()) };
-    assert_eq!(rc, 0, "capget: {}", std::io::Error::last_os_error());
-    let mask = keep.iter().fold(0u32, |m, c| m | 1 << c);
-    data[0].effective &= mask;
-    data[1].effective = 0;
-    // SAFETY: capset reads the header and two CapData; pid 0 is this thread.
-    let rc = unsafe { libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) };
-    assert_eq!(rc, 0, "capset: {}", std::io::Error::last_os_error());
-}
+use common::caps::{keep_only_effective, CAP_NET_ADMIN, CAP_NET_RAW};
 
 #[test]
 fn without_cap_net_raw_open_is_a_permission_error() {

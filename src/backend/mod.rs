@@ -329,6 +329,22 @@ pub trait Backend {
     fn list(&mut self) -> Result<Vec<LiveElement>, BackendError>;
 }
 
+/// A boxed backend is a backend: the command line picks one at run time.
+impl<B: Backend + ?Sized> Backend for Box<B> {
+    fn open(&mut self, pinhole: &Pinhole) {
+        (**self).open(pinhole)
+    }
+    fn close(&mut self, pinhole: &Pinhole) {
+        (**self).close(pinhole)
+    }
+    fn flush(&mut self) -> Result<Vec<Outcome>, BackendError> {
+        (**self).flush()
+    }
+    fn list(&mut self) -> Result<Vec<LiveElement>, BackendError> {
+        (**self).list()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

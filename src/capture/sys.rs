@@ -52,14 +52,7 @@ pub(crate) fn packet_socket() -> io::Result<OwnedFd> {
 /// (`SIOCGIFINDEX`); ENODEV when there is none. `name` must be 1 to 15
 /// bytes without NUL (the caller checks).
 pub(crate) fn ifindex(fd: BorrowedFd<'_>, name: &str) -> io::Result<u32> {
-    // SAFETY: ifreq is plain old data; all-zero is a valid value.
-    let mut req: libc::ifreq = unsafe { mem::zeroed() };
-    if name.is_empty() || name.len() >= req.ifr_name.len() || name.bytes().any(|b| b == 0) {
-        return Err(io::Error::from_raw_os_error(libc::ENODEV));
-    }
-    for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
-        *dst = src as libc::c_char;
-    }
+    let mut req = named_ifreq(name)?;
     // SAFETY: SIOCGIFINDEX reads the NUL-terminated name (the zeroed tail
     // terminates it) and writes an int into `req`, which lives across the call.
     check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFINDEX, &mut req as *mut libc::ifreq) })?;
@@ -68,8 +61,8 @@ pub(crate) fn ifindex(fd: BorrowedFd<'_>, name: &str) -> io::Result<u32> {
     u32::try_from(index).map_err(|_| io::Error::from_raw_os_error(libc::ENODEV))
 }
 
-/// The link-layer type (`ARPHRD_*`) of interface `name` (`SIOCGIFHWADDR`).
-pub(crate) fn hardware_type(fd: BorrowedFd<'_>, name: &str) -> io::Result<u16> {
+/// An `ifreq` naming interface `name`; ENODEV for a name no interface can have.
+fn named_ifreq(name: &str) -> io::Result<libc::ifreq> {
     // SAFETY: ifreq is plain old data; all-zero is a valid value.
     let mut req: libc::ifreq = unsafe { mem::zeroed() };
     if name.is_empty() || name.len() >= req.ifr_name.len() || name.bytes().any(|b| b == 0) {
@@ -78,6 +71,12 @@ pub(crate) fn hardware_type(fd: BorrowedFd<'_>, name: &str) -> io::Result<u16> {
     for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes()) {
         *dst = src as libc::c_char;
     }
+    Ok(req)
+}
+
+/// The link-layer type (`ARPHRD_*`) of interface `name` (`SIOCGIFHWADDR`).
+pub(crate) fn hardware_type(fd: BorrowedFd<'_>, name: &str) -> io::Result<u16> {
+    let mut req = named_ifreq(name)?;
     // SAFETY: SIOCGIFHWADDR reads the NUL-terminated name and writes a
     // sockaddr into `req`, which lives across the call.
     check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFHWADDR, &mut req as *mut libc::ifreq) })?;

@@ -95,12 +95,17 @@ impl PinholeArgs {
     }
 
     fn backend(&self) -> anyhow::Result<Box<dyn Backend>> {
-        let table = self.table.spec()?;
-        Ok(match self.backend {
-            BackendArg::Nftables => Box::new(Nftables::connect(table)?),
-            BackendArg::DryRun => Box::new(DryRun::new(table, Box::new(std::io::stdout()))),
-        })
+        connect_backend(self.backend, self.table.spec()?)
     }
+}
+
+/// The backend a command line asked for: netlink (checked at once: table,
+/// sets, privileges) or a dry run printing to standard output.
+pub(crate) fn connect_backend(kind: BackendArg, table: TableSpec) -> anyhow::Result<Box<dyn Backend>> {
+    Ok(match kind {
+        BackendArg::Nftables => Box::new(Nftables::connect(table)?),
+        BackendArg::DryRun => Box::new(DryRun::new(table, Box::new(std::io::stdout()))),
+    })
 }
 
 /// Open (or refresh) one pinhole.

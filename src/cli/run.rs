@@ -6,13 +6,10 @@ use clap::Args;
 use tracing::info;
 
 use ftp_pinhole::audit::{AuditLog, FsyncPolicy};
-use ftp_pinhole::backend::dry_run::DryRun;
-use ftp_pinhole::backend::nftables::Nftables;
-use ftp_pinhole::backend::Backend;
 use ftp_pinhole::daemon::live::{self, wall_clock, Signals};
 use ftp_pinhole::daemon::Daemon;
 
-use super::pinhole::{BackendArg, TableArgs};
+use super::pinhole::{connect_backend, BackendArg, TableArgs};
 use super::{CoreArgs, EXIT_OK};
 
 /// Arguments of `run`.
@@ -72,43 +69,11 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
         "realtime_priority": args.realtime_priority,
     });
     let ports = config.tracker.ports.clone();
-    match args.backend {
-        BackendArg::Nftables => {
-            let backend = Nftables::connect(table)?;
-            serve(
-                Daemon::new(config, backend, audit, run_id, wall_clock),
-                captures,
-                &ports,
-                &mut signals,
-                started,
-                info,
-            )
-        }
-        BackendArg::DryRun => {
-            let backend = DryRun::new(table, Box::new(std::io::stdout()));
-            serve(
-                Daemon::new(config, backend, audit, run_id, wall_clock),
-                captures,
-                &ports,
-                &mut signals,
-                started,
-                info,
-            )
-        }
-    }
-}
-
-fn serve<B: Backend>(
-    mut daemon: Daemon<B>,
-    captures: Vec<ftp_pinhole::capture::Capture>,
-    ports: &ftp_pinhole::track::ControlPorts,
-    signals: &mut Signals,
-    started: ftp_pinhole::time::Timestamp,
-    info: serde_json::Value,
-) -> anyhow::Result<u8> {
+    let backend = connect_backend(args.backend, table)?;
+    let mut daemon = Daemon::new(config, backend, audit, run_id, wall_clock);
     daemon.started(started, info)?;
     info!("ready");
-    live::run(&mut daemon, captures, ports, signals)?;
+    live::run(&mut daemon, captures, &ports, &mut signals)?;
     let s = daemon.stats();
     info!(
         opened = s.opened,

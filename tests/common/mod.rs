@@ -2,6 +2,7 @@
 
 #![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
+pub(crate) mod caps;
 pub(crate) mod ftp;
 pub(crate) mod netns;
 pub(crate) mod topology;
