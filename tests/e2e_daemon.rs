@@ -29,7 +29,8 @@ struct Daemon {
 
 fn start_daemon(gw: &mut Netns, scratch: &Scratch, extra: &[&str]) -> Daemon {
     let audit = scratch.path("audit.jsonl");
-    let mut args = vec![binary(), "run", "--interface", "gc0", "--audit-log", audit.to_str().unwrap()];
+    let mut args =
+        vec![binary(), "run", "--interface", "gc0", "--interface", "gs0", "--audit-log", audit.to_str().unwrap()];
     if !extra.contains(&"--ttl") {
         args.extend(["--ttl", "3s"]);
     }
@@ -339,4 +340,48 @@ fn an_unused_pinhole_expires_and_sighup_reopens_the_audit_log() {
     let old = common::jsonl(&std::fs::read(&rotated).unwrap());
     assert_eq!(old.iter().filter(|r| r["event"] == "daemon-start").count(), 1, "the start stayed in the rotated file");
     assert!(records.iter().all(|r| r["event"] != "daemon-start"));
+}
+
+/// From the server's side of the gateway, forge a control segment that
+/// claims to come from the client, with no handshake: `PORT` naming the
+/// client's port 40000, "answered" by the forger's own address as server.
+fn forge_port(t: &Topology) {
+    let gw_mac = t.gateway.ok(&["cat", "/sys/class/net/gs0/address"]);
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/inject.py");
+    t.server.ok(&[
+        "/usr/bin/python3",
+        script.to_str().unwrap(),
+        "eth0",
+        gw_mac.trim(),
+        CLIENT4,
+        SERVER4,
+        "40000",
+        "21",
+        "1000",
+        "PORT 192,0,2,2,156,64\\r\\n",
+    ]);
+}
+
+#[test]
+fn a_forged_control_segment_opens_nothing() {
+    let mut t = Topology::new("efrg");
+    let scratch = Scratch::new("e2e-forged");
+    t.gateway.nft(&rules(&["--profile", "gateway"]));
+    // The default: only frames the gateway forwarded are believed. The forged
+    // segment fails the ruleset (no SYN, no connection) and is never forwarded.
+    let d = start_daemon(&mut t.gateway, &scratch, &[]);
+    forge_port(&t);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(sets_empty(&t.gateway), "a forged PORT opened a pinhole");
+    stop_daemon(&mut t.gateway, &d);
+    assert!(events(&audit(&d), "pinhole-open").is_empty());
+    assert!(events(&audit(&d), "session-open").is_empty(), "{:?}", audit(&d));
+
+    // Believing frames as they arrive is what makes the forgery work: the
+    // test would catch a capture that does so by default.
+    std::fs::remove_file(&d.audit).unwrap();
+    let d = start_daemon(&mut t.gateway, &scratch, &["--capture-direction", "all"]);
+    forge_port(&t);
+    assert!(wait_until(Duration::from_secs(5), || !events(&audit(&d), "pinhole-open").is_empty()));
+    stop_daemon(&mut t.gateway, &d);
 }

@@ -88,9 +88,15 @@ impl Capture {
     /// fine: the first [`recv`](Capture::recv) reports it, and frames flow
     /// once it is up.
     pub fn open(interface: &str, ports: &ControlPorts) -> Result<Capture, CaptureError> {
-        let program = PortFilter::new(ports)
-            .program()
-            .map_err(|source| CaptureError::Filter { name: interface.to_string(), source })?;
+        Capture::open_filtered(interface, &PortFilter::new(ports))
+    }
+
+    /// Open a capture on `interface` with `filter` (control ports, and which
+    /// directions count).
+    pub fn open_filtered(interface: &str, filter: &PortFilter) -> Result<Capture, CaptureError> {
+        let ports = filter.ports();
+        let program =
+            filter.program().map_err(|source| CaptureError::Filter { name: interface.to_string(), source })?;
         let os = |step| move |e| CaptureError::os(interface, step, e);
 
         let fd = sys::packet_socket().map_err(os("socket(AF_PACKET)"))?;
@@ -116,7 +122,7 @@ impl Capture {
         sys::attach_filter(fd.as_fd(), &program).map_err(os("SO_ATTACH_FILTER"))?;
         sys::bind_all(fd.as_fd(), ifindex).map_err(os("bind"))?;
 
-        debug!(interface, ifindex, ports = %ports, filter_insns = program.len(), buffer, forced, "capture opened");
+        debug!(interface, ifindex, ports = ?ports, filter_insns = program.len(), buffer, forced, "capture opened");
         Ok(Capture { fd, interface: interface.to_string(), ifindex, warned_no_stamp: false })
     }
 

@@ -6,11 +6,24 @@ use clap::Args;
 use tracing::info;
 
 use ftp_pinhole::audit::{AuditLog, FsyncPolicy};
+use ftp_pinhole::capture::bpf::{Directions, PortFilter};
 use ftp_pinhole::daemon::live::{self, wall_clock, Signals};
 use ftp_pinhole::daemon::Daemon;
 
 use super::pinhole::{connect_backend, BackendArg, TableArgs};
 use super::{CoreArgs, EXIT_OK};
+
+/// Which frames the daemon believes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum DirectionArg {
+    /// Only frames this host sent: on a gateway, the forwarded copies, which
+    /// passed the firewall and conntrack (forged segments never do). Watch
+    /// both sides of the gateway.
+    Outgoing,
+    /// Also frames as they arrive, before any check: for a host that
+    /// restricts its own output (`rules --profile host --output-policy drop`).
+    All,
+}
 
 /// Arguments of `run`.
 #[derive(Debug, Args)]
@@ -23,6 +36,9 @@ pub(crate) struct RunArgs {
     /// Where pinholes go.
     #[arg(long, value_enum, default_value_t = BackendArg::Nftables)]
     backend: BackendArg,
+    /// Which captured frames are believed.
+    #[arg(long, value_enum, default_value_t = DirectionArg::Outgoing)]
+    capture_direction: DirectionArg,
     #[command(flatten)]
     table: TableArgs,
     /// Append the audit trail to this file (`-` for standard output).
@@ -49,7 +65,12 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
         None => None,
     };
     // Everything that can fail at start fails here, before any pinhole.
-    let captures = live::open_captures(&args.interfaces, &config.tracker.ports)?;
+    let directions = match args.capture_direction {
+        DirectionArg::Outgoing => Directions::Outgoing,
+        DirectionArg::All => Directions::All,
+    };
+    let filter = PortFilter::new(&config.tracker.ports).directions(directions);
+    let captures = live::open_captures(&args.interfaces, &filter)?;
     let mut signals = Signals::install()?;
     if let Some(priority) = args.realtime_priority {
         live::set_realtime(priority)?;
@@ -67,13 +88,13 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
         "min_data_port": config.policy.min_data_port,
         "allow_third_party": config.policy.allow_third_party.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
         "realtime_priority": args.realtime_priority,
+        "capture_direction": format!("{:?}", args.capture_direction).to_lowercase(),
     });
-    let ports = config.tracker.ports.clone();
     let backend = connect_backend(args.backend, table)?;
     let mut daemon = Daemon::new(config, backend, audit, run_id, wall_clock);
     daemon.started(started, info)?;
     info!("ready");
-    live::run(&mut daemon, captures, &ports, &mut signals)?;
+    live::run(&mut daemon, captures, &filter, directions, &mut signals)?;
     let s = daemon.stats();
     info!(
         opened = s.opened,

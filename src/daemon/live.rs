@@ -20,10 +20,10 @@ use tracing::{error, info, warn};
 
 use super::{Daemon, DaemonError};
 use crate::backend::Backend;
-use crate::capture::{Capture, CaptureError, Health};
+use crate::capture::bpf::{Directions, PortFilter};
+use crate::capture::{Capture, CaptureError, Health, PacketDirection};
 use crate::decode::LinkType;
 use crate::time::Timestamp;
-use crate::track::ControlPorts;
 
 /// Frames read from one socket before the others get their turn.
 const BATCH: usize = 512;
@@ -105,23 +105,46 @@ struct Slot {
     trouble: bool,
     frames: u64,
     drops: u64,
+    /// Frames of a direction not believed, ignored.
+    untrusted: u64,
 }
 
 /// Open a capture on every interface; any failure is an error at start.
-pub fn open_captures(interfaces: &[String], ports: &ControlPorts) -> Result<Vec<Capture>, CaptureError> {
-    interfaces.iter().map(|name| Capture::open(name, ports)).collect()
+pub fn open_captures(interfaces: &[String], filter: &PortFilter) -> Result<Vec<Capture>, CaptureError> {
+    interfaces.iter().map(|name| Capture::open_filtered(name, filter)).collect()
+}
+
+/// Whether a frame of this direction is believed. The kernel filter already
+/// keeps only the wanted ones; this is the second lock on the door.
+fn trusted(direction: PacketDirection, directions: Directions) -> bool {
+    match (direction, directions) {
+        // Broadcast, multicast, other hosts' frames: never a control segment
+        // this host forwards or serves.
+        (PacketDirection::Other, _) => false,
+        (PacketDirection::Outgoing, _) => true,
+        (PacketDirection::Incoming, Directions::All) => true,
+        (PacketDirection::Incoming, Directions::Outgoing) => false,
+    }
 }
 
 /// Run until SIGINT/SIGTERM, then shut the daemon down cleanly.
 pub fn run<B: Backend>(
     daemon: &mut Daemon<B>,
     captures: Vec<Capture>,
-    ports: &ControlPorts,
+    filter: &PortFilter,
+    directions: Directions,
     signals: &mut Signals,
 ) -> Result<Stopped, LiveError> {
     let mut slots: Vec<Slot> = captures
         .into_iter()
-        .map(|c| Slot { name: c.interface().to_string(), capture: Some(c), trouble: false, frames: 0, drops: 0 })
+        .map(|c| Slot {
+            name: c.interface().to_string(),
+            capture: Some(c),
+            trouble: false,
+            frames: 0,
+            drops: 0,
+            untrusted: 0,
+        })
         .collect();
     let mut buf = vec![0u8; FRAME_BUFFER];
     let mut next_housekeeping = wall_clock().saturating_add(HOUSEKEEPING);
@@ -158,6 +181,10 @@ pub fn run<B: Backend>(
             for _ in 0..BATCH {
                 match capture.recv(&mut buf) {
                     Ok(Some(packet)) => {
+                        if !trusted(packet.direction, directions) {
+                            slot.untrusted += 1;
+                            continue;
+                        }
                         slot.frames += 1;
                         if packet.is_truncated() {
                             warn!(interface = %slot.name, wire_len = packet.wire_len, "frame larger than the buffer; cut");
@@ -183,7 +210,7 @@ pub fn run<B: Backend>(
         if now >= next_housekeeping {
             next_housekeeping = now.saturating_add(HOUSEKEEPING);
             for slot in slots.iter_mut() {
-                housekeep(slot, ports);
+                housekeep(slot, filter);
             }
         }
         if daemon.poll_timeout().is_some_and(|t| t <= now) {
@@ -193,7 +220,7 @@ pub fn run<B: Backend>(
 }
 
 /// Check one interface: recover a vanished or renumbered one, log drops.
-fn housekeep(slot: &mut Slot, ports: &ControlPorts) {
+fn housekeep(slot: &mut Slot, filter: &PortFilter) {
     if let Some(capture) = &slot.capture {
         match capture.stats() {
             Ok(stats) if stats.drops > 0 => {
@@ -210,7 +237,7 @@ fn housekeep(slot: &mut Slot, ports: &ControlPorts) {
         }
         slot.capture = None;
     }
-    match Capture::open(&slot.name, ports) {
+    match Capture::open_filtered(&slot.name, filter) {
         Ok(c) => {
             info!(interface = %slot.name, "capture reopened");
             slot.capture = Some(c);
@@ -227,7 +254,7 @@ fn housekeep(slot: &mut Slot, ports: &ControlPorts) {
 
 fn report_totals(slots: &[Slot]) {
     for s in slots {
-        info!(interface = %s.name, frames = s.frames, dropped = s.drops, "capture totals");
+        info!(interface = %s.name, frames = s.frames, dropped = s.drops, ignored = s.untrusted, "capture totals");
     }
 }
 
@@ -262,5 +289,20 @@ fn poll(fds: &mut [libc::pollfd], timeout: Duration) -> io::Result<usize> {
         if err.kind() != io::ErrorKind::Interrupted {
             return Err(err);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_believed_directions_reach_the_pipeline() {
+        use PacketDirection::*;
+        assert!(trusted(Outgoing, Directions::Outgoing));
+        assert!(!trusted(Incoming, Directions::Outgoing));
+        assert!(!trusted(Other, Directions::Outgoing));
+        assert!(trusted(Incoming, Directions::All) && trusted(Outgoing, Directions::All));
+        assert!(!trusted(Other, Directions::All));
     }
 }

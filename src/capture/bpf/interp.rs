@@ -55,8 +55,14 @@ pub(super) fn check(prog: &[Insn]) -> Result<(), Fault> {
     }
 }
 
-/// Runs `prog` over `packet`: the number of bytes the kernel would keep (0 = drop).
+/// Runs `prog` over `packet`, received by this host: the number of bytes
+/// the kernel would keep (0 = drop).
 pub(super) fn run(prog: &[Insn], packet: &[u8]) -> Result<u32, Fault> {
+    run_as(prog, packet, 0) // PACKET_HOST
+}
+
+/// Runs `prog` over `packet` of kernel packet type `pkttype`.
+pub(super) fn run_as(prog: &[Insn], packet: &[u8], pkttype: u32) -> Result<u32, Fault> {
     check(prog)?;
     let load = |offset: u64, size: usize| -> Option<u32> {
         let start = usize::try_from(offset).ok()?;
@@ -80,7 +86,8 @@ pub(super) fn run(prog: &[Insn], packet: &[u8]) -> Result<u32, Fault> {
             LD => {
                 a = match code & 0xe0 {
                     // Negative offsets address link-layer, network or ancillary
-                    // data (SKF_*_OFF): not used by our programs.
+                    // data (SKF_*_OFF); of those, our programs read the packet type.
+                    ABS if k == super::SKF_PKTTYPE && code & 0x18 == W => pkttype,
                     ABS if (k as i32) < 0 => return Err(unsupported),
                     ABS => match load(u64::from(k), width(code)) {
                         Some(v) => v,

@@ -11,6 +11,7 @@
 //! the transport header offset):
 //!
 //! ```text
+//!     [ld #pkttype; == PACKET_OUTGOING ? go on : drop]            (outgoing only)
 //!     ldh [12]; 0x8100|0x88a8|0x9100 ? ldh [16]; again ? ldh [20]   X = 14 / 18 / 22
 //!     0x0800 -> v4 ; 0x86dd -> v6 ; else drop
 //! v4: protocol 6 ; fragment offset 0 ; X += 4 * IHL               -> ports
@@ -65,6 +66,10 @@ const MAX_TAGS: u32 = 2;
 const ETH_HEADER_LEN: u32 = 14;
 /// Length of one in-band VLAN tag.
 const VLAN_TAG_LEN: u32 = 4;
+/// Where classic BPF reads the packet's type (`SKF_AD_OFF + SKF_AD_PKTTYPE`).
+pub(crate) const SKF_PKTTYPE: u32 = 0xffff_f000 + 4;
+/// `PACKET_OUTGOING`: a frame this host transmitted.
+pub(crate) const PACKET_OUTGOING: u32 = 4;
 /// IP protocol number of TCP.
 const IPPROTO_TCP: u32 = 6;
 /// IPv6 next-header values that are extension headers (RFC 8200, IANA list;
@@ -181,17 +186,37 @@ pub enum BuildError {
     },
 }
 
+/// Which frames of an interface the filter considers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Directions {
+    /// Only frames this host transmitted: forwarded ones, which passed the
+    /// firewall, conntrack's sequence checks and reverse-path filtering, and
+    /// its own. A forged segment the gateway drops is never seen.
+    Outgoing,
+    /// Every frame, as it arrives, before any check (the host profile with a
+    /// default-drop output needs the replies it receives).
+    All,
+}
+
 /// "TCP with a control port on either side", for one socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortFilter {
     /// Sorted, distinct, 1 to [`MAX_PORTS`] of them.
     ports: Vec<u16>,
+    /// Which frames count.
+    directions: Directions,
 }
 
 impl PortFilter {
-    /// The filter for these control ports.
+    /// The filter for these control ports, on frames in both directions.
     pub fn new(ports: &ControlPorts) -> PortFilter {
-        PortFilter { ports: ports.as_slice().to_vec() }
+        PortFilter { ports: ports.as_slice().to_vec(), directions: Directions::All }
+    }
+
+    /// The same filter, on frames in `directions` only.
+    pub fn directions(mut self, directions: Directions) -> PortFilter {
+        self.directions = directions;
+        self
     }
 
     /// The filter for any list of ports: duplicates collapse; empty or more
@@ -203,7 +228,7 @@ impl PortFilter {
         match ports.len() {
             0 => Err(BuildError::NoPorts),
             n if n > MAX_PORTS => Err(BuildError::TooManyPorts { max: MAX_PORTS, got: n }),
-            _ => Ok(PortFilter { ports }),
+            _ => Ok(PortFilter { ports, directions: Directions::All }),
         }
     }
 
@@ -224,6 +249,13 @@ impl PortFilter {
         let (accept, drop) = (a.label(), a.label());
         let (network, v4, v6, v6_tcp, transport) = (a.label(), a.label(), a.label(), a.label(), a.label());
 
+        if self.directions == Directions::Outgoing {
+            // The kernel's packet type, an ancillary load: only frames sent.
+            let sent = a.label();
+            a.stmt(LD | W | ABS, SKF_PKTTYPE);
+            a.jump(JEQ, PACKET_OUTGOING, Some(sent), Some(drop));
+            a.bind(sent);
+        }
         // Link layer: A = EtherType, X = network header offset.
         a.stmt(LD | H | ABS, ETH_HEADER_LEN - 2);
         for tag in 0..MAX_TAGS {

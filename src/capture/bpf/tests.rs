@@ -1,7 +1,7 @@
 //! The filter on the interpreter: what it accepts, what it drops, and how it
 //! compares with libpcap's program for `tcp port 21`.
 
-use super::interp::{check, run};
+use super::interp::{check, run, run_as};
 use super::*;
 
 // ---- frames -----------------------------------------------------------------
@@ -332,4 +332,23 @@ fn agrees_with_libpcap_except_where_documented() {
     let mut hop_by_hop = vec![6u8, 0, 1, 4, 0, 0, 0, 0];
     hop_by_hop.extend_from_slice(&tcp(1, 80));
     assert_eq!(verdicts(&eth(&[], 0x86dd, &ipv6(0, &hop_by_hop))), (0, ACCEPT_LEN));
+}
+
+#[test]
+fn outgoing_only_programs_keep_just_the_frames_this_host_sent() {
+    let ports: ControlPorts = "21".parse().expect("ports");
+    let prog = PortFilter::new(&ports).directions(Directions::Outgoing).program().expect("builds");
+    let frame = v4_tcp(40000, 21);
+    assert_eq!(run_as(&prog, &frame, PACKET_OUTGOING), Ok(ACCEPT_LEN));
+    for other in [0, 1, 2, 3] {
+        // host, broadcast, multicast, another host's frame
+        assert_eq!(run_as(&prog, &frame, other), Ok(0), "pkttype {other}");
+    }
+    // Still only control ports, in both families.
+    assert_eq!(run_as(&prog, &v4_tcp(40000, 5001), PACKET_OUTGOING), Ok(0));
+    assert_eq!(run_as(&prog, &v6_tcp(21, 40000), PACKET_OUTGOING), Ok(ACCEPT_LEN));
+    // The default program ignores the packet type.
+    let all = PortFilter::new(&ports).program().expect("builds");
+    assert_eq!(run_as(&all, &frame, 0), Ok(ACCEPT_LEN));
+    assert_eq!(run_as(&all, &frame, PACKET_OUTGOING), Ok(ACCEPT_LEN));
 }
