@@ -95,20 +95,23 @@ fn every_negotiation_format() {
     c.client(b"EPRT |1|192.0.2.10|50001|\r\n").unwrap(); // 5
     c.client(b"EPRT !1!192.0.2.10!50002!\r\n").unwrap(); // 6
     c.client(b"LPRT 4,4,192,0,2,10,2,195,83\r\n").unwrap(); // 7
-    c.client(b"PASV\r\n").unwrap(); // 8
-    c.server(b"227 Entering Passive Mode (198,51,100,20,195,84)\r\n").unwrap(); // 9
-    c.client(b"PASV\r\n").unwrap(); // 10
-    c.server(b"227 Entering Passive Mode 198,51,100,20,195,85\r\n").unwrap(); // 11
-    c.client(b"PASV\r\n").unwrap(); // 12
-    c.server(b"227 Passive 2 of 3 =198,51,100,20,195,86.\r\n").unwrap(); // 13
-    c.client(b"PASV\r\n").unwrap(); // 14
-    c.server(b"227-Entering Passive Mode\r\n 198,51,100,20,195,87\r\n227 OK\r\n").unwrap(); // 15
-    c.client(b"EPSV\r\n").unwrap(); // 16
-    c.server(b"229 Entering Extended Passive Mode (|||50008|)\r\n").unwrap(); // 17
-    c.client(b"EPSV\r\n").unwrap(); // 18
-    c.server(b"229 Extended Passive mode OK (###50009#)\r\n").unwrap(); // 19
-    c.client(b"LPSV\r\n").unwrap(); // 20
-    c.server(b"228 Entering Long Passive Mode (4,4,198,51,100,20,2,195,90)\r\n").unwrap(); // 21
+                                                            // The server answers the four, in one segment: replies answer commands
+                                                            // in order, so the 227 below answers the PASV.
+    c.server(b"200 ok\r\n200 ok\r\n200 ok\r\n200 ok\r\n").unwrap(); // 8
+    c.client(b"PASV\r\n").unwrap(); // 9
+    c.server(b"227 Entering Passive Mode (198,51,100,20,195,84)\r\n").unwrap(); // 10
+    c.client(b"PASV\r\n").unwrap(); // 11
+    c.server(b"227 Entering Passive Mode 198,51,100,20,195,85\r\n").unwrap(); // 12
+    c.client(b"PASV\r\n").unwrap(); // 13
+    c.server(b"227 Passive 2 of 3 =198,51,100,20,195,86.\r\n").unwrap(); // 14
+    c.client(b"PASV\r\n").unwrap(); // 15
+    c.server(b"227-Entering Passive Mode\r\n 198,51,100,20,195,87\r\n227 OK\r\n").unwrap(); // 16
+    c.client(b"EPSV\r\n").unwrap(); // 17
+    c.server(b"229 Entering Extended Passive Mode (|||50008|)\r\n").unwrap(); // 18
+    c.client(b"EPSV\r\n").unwrap(); // 19
+    c.server(b"229 Extended Passive mode OK (###50009#)\r\n").unwrap(); // 20
+    c.client(b"LPSV\r\n").unwrap(); // 21
+    c.server(b"228 Entering Long Passive Mode (4,4,198,51,100,20,2,195,90)\r\n").unwrap(); // 22
     let got = inspect(&s, "formats.pcap", &c, &[]);
     let a = |port: u16| format!("198.51.100.20:20->192.0.2.10:{port}");
     let p = |port: u16| format!("192.0.2.10:any->198.51.100.20:{port}");
@@ -117,13 +120,13 @@ fn every_negotiation_format() {
         format!("5 EPRT 192.0.2.10:50001 open {}", a(50001)),
         format!("6 EPRT 192.0.2.10:50002 open {}", a(50002)),
         format!("7 LPRT 192.0.2.10:50003 open {}", a(50003)),
-        format!("9 PASV 198.51.100.20:50004 open {}", p(50004)),
-        format!("11 PASV 198.51.100.20:50005 open {}", p(50005)),
-        format!("13 PASV 198.51.100.20:50006 open {}", p(50006)),
-        format!("15 PASV 198.51.100.20:50007 open {}", p(50007)),
-        format!("17 EPSV 198.51.100.20:50008 open {}", p(50008)),
-        format!("19 EPSV 198.51.100.20:50009 open {}", p(50009)),
-        format!("21 LPSV 198.51.100.20:50010 open {}", p(50010)),
+        format!("10 PASV 198.51.100.20:50004 open {}", p(50004)),
+        format!("12 PASV 198.51.100.20:50005 open {}", p(50005)),
+        format!("14 PASV 198.51.100.20:50006 open {}", p(50006)),
+        format!("16 PASV 198.51.100.20:50007 open {}", p(50007)),
+        format!("18 EPSV 198.51.100.20:50008 open {}", p(50008)),
+        format!("20 EPSV 198.51.100.20:50009 open {}", p(50009)),
+        format!("22 LPSV 198.51.100.20:50010 open {}", p(50010)),
     ];
     assert_lines(&got, &want.iter().map(String::as_str).collect::<Vec<_>>());
 }

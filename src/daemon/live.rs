@@ -29,8 +29,6 @@ use crate::time::Timestamp;
 const BATCH: usize = 512;
 /// How often interfaces and drop counters are checked.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
-/// Receive buffer: the largest frame the kernel hands over (GSO included).
-const FRAME_BUFFER: usize = 256 * 1024;
 
 /// Why the live loop ended badly.
 #[derive(Debug, Error)]
@@ -146,7 +144,7 @@ pub fn run<B: Backend>(
             untrusted: 0,
         })
         .collect();
-    let mut buf = vec![0u8; FRAME_BUFFER];
+    let mut buf = vec![0u8; crate::capture::BUFFER_LEN];
     let mut next_housekeeping = wall_clock().saturating_add(HOUSEKEEPING);
     info!(interfaces = ?slots.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), "watching");
     loop {
@@ -172,38 +170,22 @@ pub fn run<B: Backend>(
         poll(&mut fds, timeout).map_err(|source| LiveError::System { what: "poll", source })?;
         signals.drain();
 
+        // Read every ready socket, then feed the frames in the order the
+        // kernel stamped them: a command leaving by one interface and its
+        // reply leaving by the other sit in two queues, and a reply read
+        // before its command would answer nothing. A frame's stamp is taken
+        // when it is queued, so anything earlier is already in a queue.
+        let mut batch: Vec<Frame> = Vec::new();
         for slot in slots.iter_mut() {
             let Some(capture) = slot.capture.as_mut() else { continue };
             let ready = fds.iter().any(|f| f.fd == capture.as_raw_fd() && f.revents != 0);
-            if !ready {
-                continue;
+            if ready {
+                read_socket(slot, &mut buf, directions, &mut batch);
             }
-            for _ in 0..BATCH {
-                match capture.recv(&mut buf) {
-                    Ok(Some(packet)) => {
-                        if !trusted(packet.direction, directions) {
-                            slot.untrusted += 1;
-                            continue;
-                        }
-                        slot.frames += 1;
-                        if packet.is_truncated() {
-                            warn!(interface = %slot.name, wire_len = packet.wire_len, "frame larger than the buffer; cut");
-                        }
-                        let at = packet.at;
-                        let data = packet.data;
-                        daemon.handle_frame(at, LinkType::Ethernet, data)?;
-                        slot.trouble = false;
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        if !slot.trouble {
-                            warn!(interface = %slot.name, error = %e, "capture interrupted; waiting for the interface");
-                            slot.trouble = true;
-                        }
-                        break;
-                    }
-                }
-            }
+        }
+        batch.sort_by_key(|f| f.at);
+        for frame in batch {
+            daemon.handle_frame(frame.at, LinkType::Ethernet, &frame.data)?;
         }
 
         let now = wall_clock();
@@ -215,6 +197,41 @@ pub fn run<B: Backend>(
         }
         if daemon.poll_timeout().is_some_and(|t| t <= now) {
             daemon.handle_timeout(now)?;
+        }
+    }
+}
+
+/// A frame read, waiting to be fed in timestamp order.
+struct Frame {
+    at: Timestamp,
+    data: Vec<u8>,
+}
+
+/// Read what one socket has queued (at most [`BATCH`] frames) into `batch`.
+fn read_socket(slot: &mut Slot, buf: &mut [u8], directions: Directions, batch: &mut Vec<Frame>) {
+    let Some(capture) = slot.capture.as_mut() else { return };
+    for _ in 0..BATCH {
+        match capture.recv(buf) {
+            Ok(Some(packet)) => {
+                if !trusted(packet.direction, directions) {
+                    slot.untrusted += 1;
+                    continue;
+                }
+                slot.frames += 1;
+                if packet.is_truncated() {
+                    warn!(interface = %slot.name, wire_len = packet.wire_len, "frame larger than the buffer; cut");
+                }
+                batch.push(Frame { at: packet.at, data: packet.data.to_vec() });
+                slot.trouble = false;
+            }
+            Ok(None) => break,
+            Err(e) => {
+                if !slot.trouble {
+                    warn!(interface = %slot.name, error = %e, "capture interrupted; waiting for the interface");
+                    slot.trouble = true;
+                }
+                break;
+            }
         }
     }
 }

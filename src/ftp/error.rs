@@ -40,6 +40,10 @@ pub enum ParseError {
     /// EPRT/EPSV delimiters missing, mismatched or out of range.
     #[error("malformed extended (RFC 2428) argument")]
     Delimiters,
+    /// The line ended with a bare LF where RFC 959 wants CRLF: a server may
+    /// not end the line there, so what follows cannot be trusted.
+    #[error("line ends with a bare LF, not CRLF")]
+    BareLineFeed,
     /// The line was longer than the configured limit and was cut.
     #[error("line longer than {0} bytes")]
     LineTooLong(usize),

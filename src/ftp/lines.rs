@@ -7,6 +7,8 @@ pub(crate) struct Line<'a> {
     pub(crate) text: &'a [u8],
     /// The line was longer than the limit; `text` is its beginning.
     pub(crate) too_long: bool,
+    /// The line ended with CR LF (not a bare LF).
+    pub(crate) crlf: bool,
 }
 
 /// Splits a byte stream at LF (a CR before it is dropped; a bare LF is
@@ -68,16 +70,19 @@ impl LineSplitter {
         if bytes.len() > room {
             // Too long whatever follows: say so now, not at its distant LF.
             self.overflow = true;
-            out(Line { text: &self.partial[..self.max], too_long: true });
+            out(Line { text: &self.partial[..self.max], too_long: true, crlf: false });
             self.partial.clear();
         }
     }
 
     /// The line `raw` (LF removed), cut to the limit.
     fn finish<'a>(&self, raw: &'a [u8]) -> Line<'a> {
-        let text = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let (text, crlf) = match raw.strip_suffix(b"\r") {
+            Some(text) => (text, true),
+            None => (raw, false),
+        };
         let too_long = text.len() > self.max;
-        Line { text: &text[..text.len().min(self.max)], too_long }
+        Line { text: &text[..text.len().min(self.max)], too_long, crlf }
     }
 }
 

@@ -179,25 +179,22 @@ impl FtpStats {
 /// Longest user name kept for the audit trail.
 const MAX_USER: usize = 64;
 
-/// Which passive commands await their reply.
-#[derive(Debug, Default, Clone, Copy)]
-struct Pending {
-    pasv: bool,
-    epsv: bool,
-    lpsv: bool,
+/// What a command sent is waiting for, in the order sent: each final reply
+/// (2xx-5xx) answers the oldest (RFC 959: replies come in command order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Awaiting {
+    /// PASV, EPSV or LPSV: the reply of this kind, if the server agrees.
+    Passive(NegotiationKind),
+    /// AUTH TLS/SSL: 234 turns the connection into TLS.
+    Tls,
+    /// Anything else.
+    Other,
 }
 
-impl Pending {
-    fn take(&mut self, kind: NegotiationKind) -> bool {
-        let flag = match kind {
-            NegotiationKind::Pasv => &mut self.pasv,
-            NegotiationKind::Epsv => &mut self.epsv,
-            NegotiationKind::Lpsv => &mut self.lpsv,
-            _ => return false,
-        };
-        std::mem::take(flag)
-    }
-}
+/// Commands sent and not answered yet. Bounded: a client that pipelines more
+/// than this loses the oldest, which can only make later replies unsolicited
+/// (refused), never the reverse.
+const MAX_AWAITING: usize = 64;
 
 /// The passive reply being read: the line with the tuple, once found.
 #[derive(Debug)]
@@ -216,8 +213,10 @@ pub struct Session {
     reply_lines: LineSplitter,
     replies: Replies,
     passive: Option<PassiveReply>,
-    pending: Pending,
-    auth_pending: bool,
+    awaiting: std::collections::VecDeque<Awaiting>,
+    /// Bytes were lost in a capture hole: commands or replies may be missing,
+    /// so replies are no longer paired strictly in order (see `pair`).
+    lost_alignment: bool,
     encrypted: bool,
     user: Option<String>,
     max_line: usize,
@@ -232,8 +231,8 @@ impl Session {
             reply_lines: LineSplitter::new(config.max_line),
             replies: Replies::default(),
             passive: None,
-            pending: Pending::default(),
-            auth_pending: false,
+            awaiting: std::collections::VecDeque::new(),
+            lost_alignment: false,
             encrypted: false,
             user: None,
             max_line: config.max_line,
@@ -275,6 +274,7 @@ impl Session {
     /// Bytes of one direction were lost: drop the damaged line and, for
     /// replies, the reply under way.
     pub fn handle_gap(&mut self, dir: Direction) {
+        self.lost_alignment = true;
         match dir {
             Direction::ToServer => self.commands.gap(),
             Direction::ToClient => {
@@ -297,6 +297,7 @@ impl Session {
         }
         if line.too_long {
             stats.long_lines += 1;
+            self.expect(Awaiting::Other);
             let (verb, _) = split_verb(line.text);
             if let Some(kind) = announcing_kind(verb) {
                 out(FtpEvent::Negotiation(Negotiation {
@@ -308,27 +309,73 @@ impl Session {
             }
             return;
         }
-        let announce = |kind, announced| {
+        // A negotiation must end in CRLF, as RFC 959 has it: a bare LF can
+        // end a line for us and not for the server, which could then echo
+        // what follows it as a reply of its own.
+        let crlf = line.crlf;
+        let announce = |kind, announced: Result<SocketAddr, ParseError>| {
+            let announced = announced.and_then(|a| if crlf { Ok(a) } else { Err(ParseError::BareLineFeed) });
             FtpEvent::Negotiation(Negotiation { kind, line: text(line.text), announced, unsolicited: false })
         };
-        match parse_command(line.text) {
-            Command::Port(a) => out(announce(NegotiationKind::Port, a)),
-            Command::Eprt(a) => out(announce(NegotiationKind::Eprt, a)),
-            Command::Lprt(a) => out(announce(NegotiationKind::Lprt, a)),
-            Command::Pasv => self.pending.pasv = true,
-            Command::Epsv => self.pending.epsv = true,
-            Command::Lpsv => self.pending.lpsv = true,
+        let awaiting = match parse_command(line.text) {
+            Command::Port(a) => {
+                out(announce(NegotiationKind::Port, a));
+                Awaiting::Other
+            }
+            Command::Eprt(a) => {
+                out(announce(NegotiationKind::Eprt, a));
+                Awaiting::Other
+            }
+            Command::Lprt(a) => {
+                out(announce(NegotiationKind::Lprt, a));
+                Awaiting::Other
+            }
+            Command::Pasv => Awaiting::Passive(NegotiationKind::Pasv),
+            Command::Epsv => Awaiting::Passive(NegotiationKind::Epsv),
+            Command::Lpsv => Awaiting::Passive(NegotiationKind::Lpsv),
             Command::Auth(mechanism) => {
-                self.auth_pending =
-                    [&b"TLS"[..], b"SSL", b"TLS-C", b"TLS-P"].iter().any(|m| mechanism.eq_ignore_ascii_case(m));
+                let tls = [&b"TLS"[..], b"SSL", b"TLS-C", b"TLS-P"].iter().any(|m| mechanism.eq_ignore_ascii_case(m));
+                if tls {
+                    Awaiting::Tls
+                } else {
+                    Awaiting::Other
+                }
             }
             Command::User(name) => {
                 let user = sanitize_user(name);
                 self.user = Some(user.clone());
                 out(FtpEvent::Login { user });
+                Awaiting::Other
             }
-            Command::Other => {}
+            Command::Other => Awaiting::Other,
+        };
+        if crlf {
+            self.expect(awaiting);
         }
+    }
+
+    /// The command a final reply answers: the oldest one waiting. After a
+    /// capture hole the queue may hold commands whose replies were lost, so
+    /// a passive reply then answers the oldest matching request, and the
+    /// requests before it are taken as answered (the queue heals).
+    fn pair(&mut self, passive: Option<NegotiationKind>) -> Option<Awaiting> {
+        if let (true, Some(kind)) = (self.lost_alignment, passive) {
+            let at = self.awaiting.iter().position(|a| *a == Awaiting::Passive(kind))?;
+            self.awaiting.drain(..at);
+        }
+        self.awaiting.pop_front()
+    }
+
+    /// Remember that a command waits for its reply. A command line that
+    /// ended in a bare LF is not counted: a server that ends lines only at
+    /// CRLF reads it with the next one, and counting one command too many
+    /// would pair a later reply with the wrong request (one too few only
+    /// makes replies unsolicited: refused).
+    fn expect(&mut self, awaiting: Awaiting) {
+        if self.awaiting.len() == MAX_AWAITING {
+            self.awaiting.pop_front();
+        }
+        self.awaiting.push_back(awaiting);
     }
 
     fn reply_line(&mut self, line: Line<'_>, stats: &mut FtpStats, out: &mut dyn FnMut(FtpEvent)) {
@@ -353,8 +400,12 @@ impl Session {
         if !last {
             return;
         }
-        if let Some(reply) = self.passive.take() {
-            let unsolicited = !self.pending.take(reply.kind);
+        // A final reply answers the oldest command waiting; a preliminary one
+        // (1xx) and one nobody asked for (the greeting, 421) answer none.
+        let passive = self.passive.take();
+        let answered = if (200..600).contains(&code) { self.pair(passive.as_ref().map(|p| p.kind)) } else { None };
+        if let Some(reply) = passive {
+            let unsolicited = answered != Some(Awaiting::Passive(reply.kind));
             out(FtpEvent::Negotiation(Negotiation {
                 kind: reply.kind,
                 line: reply.line,
@@ -362,12 +413,9 @@ impl Session {
                 unsolicited,
             }));
         }
-        if (200..600).contains(&code) {
-            let auth_accepted = std::mem::take(&mut self.auth_pending) && code == 234;
-            if auth_accepted {
-                self.encrypted = true;
-                out(FtpEvent::Encrypted);
-            }
+        if answered == Some(Awaiting::Tls) && code == 234 {
+            self.encrypted = true;
+            out(FtpEvent::Encrypted);
         }
     }
 
@@ -379,6 +427,8 @@ impl Session {
         }
         let announced = if line.too_long {
             Err(ParseError::LineTooLong(self.max_line))
+        } else if !line.crlf {
+            Err(ParseError::BareLineFeed)
         } else {
             match kind {
                 NegotiationKind::Pasv => scan_227(body),

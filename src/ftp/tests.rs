@@ -159,7 +159,7 @@ fn over_long_negotiation_lines_are_refused_not_parsed() {
     let mut long_227 = b"227 (198,51,100,20,195,80) ".to_vec();
     long_227.extend(std::iter::repeat_n(b'A', 200));
     long_227.extend_from_slice(b"\r\n");
-    let (ev, stats) = run(control(), &[(C, &long_port), (C, b"PASV\r\n"), (S, &long_227)]);
+    let (ev, stats) = run(control(), &[(C, &long_port), (S, b"500 too long\r\n"), (C, b"PASV\r\n"), (S, &long_227)]);
     assert_eq!(
         negotiations(&ev),
         [
@@ -224,4 +224,83 @@ fn kinds_know_their_mode() {
     assert_eq!(NegotiationKind::Eprt.mode(), Mode::Active);
     assert_eq!(NegotiationKind::Lpsv.mode(), Mode::Passive);
     assert_eq!(NegotiationKind::Epsv.to_string(), "EPSV");
+}
+
+#[test]
+fn a_refused_pasv_does_not_license_a_later_227() {
+    // The server refuses PASV; a 227 that comes later (echoed text, say)
+    // answers some other command and is not a negotiation to trust.
+    let (ev, _) = run(
+        control(),
+        &[
+            (C, b"PASV\r\n"),
+            (S, b"530 Please login with USER and PASS.\r\n"),
+            (C, b"SITE x\r\n"),
+            (S, b"227 (198,51,100,20,21,56)\r\n"),
+        ],
+    );
+    assert_eq!(negotiations(&ev), [(NegotiationKind::Pasv, ep("198.51.100.20:5432"), true)]);
+}
+
+#[test]
+fn replies_answer_commands_in_order_preliminary_ones_answer_none() {
+    let (ev, _) = run(
+        control(),
+        &[
+            (S, b"220 greeting answers no command\r\n"),
+            (C, b"TYPE I\r\nPASV\r\nRETR f\r\n"),
+            (S, b"200 type\r\n227 (198,51,100,20,195,80)\r\n150 opening\r\n226 done\r\n"),
+            (C, b"EPSV\r\n"),
+            (S, b"229 (|||50001|)\r\n"),
+        ],
+    );
+    assert_eq!(
+        negotiations(&ev),
+        [
+            (NegotiationKind::Pasv, ep("198.51.100.20:50000"), false),
+            (NegotiationKind::Epsv, ep("198.51.100.20:50001"), false),
+        ]
+    );
+}
+
+#[test]
+fn a_negotiation_line_ending_in_a_bare_lf_is_refused() {
+    // A server that splits commands at CRLF only would see one line where
+    // we see two; what follows the bare LF cannot be trusted.
+    let (ev, _) =
+        run(control(), &[(C, b"PORT 192,0,2,10,195,80\n"), (C, b"PASV\r\n"), (S, b"227 (198,51,100,20,195,80)\n")]);
+    assert_eq!(
+        negotiations(&ev),
+        [
+            (NegotiationKind::Port, Err(ParseError::BareLineFeed), false),
+            (NegotiationKind::Pasv, Err(ParseError::BareLineFeed), false)
+        ]
+    );
+}
+
+#[test]
+fn after_a_capture_hole_a_passive_reply_pairs_with_the_oldest_matching_request() {
+    let mut s = Session::new(control(), FtpConfig::default());
+    let mut stats = FtpStats::default();
+    let mut ev = Vec::new();
+    // TYPE's reply is lost in a hole: the queue holds it one too long.
+    s.handle_data(C, b"TYPE I\r\n", &mut stats, &mut |e| ev.push(e));
+    s.handle_gap(S);
+    // The end of the damaged line after the hole is dropped.
+    s.handle_data(S, b"e set to I\r\n", &mut stats, &mut |e| ev.push(e));
+    s.handle_data(C, b"PASV\r\n", &mut stats, &mut |e| ev.push(e));
+    s.handle_data(S, b"227 (198,51,100,20,195,80)\r\n", &mut stats, &mut |e| ev.push(e));
+    s.handle_data(C, b"PASV\r\n", &mut stats, &mut |e| ev.push(e));
+    s.handle_data(S, b"227 (198,51,100,20,195,81)\r\n", &mut stats, &mut |e| ev.push(e));
+    // Both answer their PASV: the stale TYPE was dropped at the first.
+    assert_eq!(
+        negotiations(&ev),
+        [
+            (NegotiationKind::Pasv, ep("198.51.100.20:50000"), false),
+            (NegotiationKind::Pasv, ep("198.51.100.20:50001"), false),
+        ]
+    );
+    // Without the hole, the same sequence pairs the first 227 with TYPE.
+    let (ev, _) = run(control(), &[(C, b"TYPE I\r\nPASV\r\n"), (S, b"227 (198,51,100,20,195,80)\r\n")]);
+    assert_eq!(negotiations(&ev), [(NegotiationKind::Pasv, ep("198.51.100.20:50000"), true)]);
 }
