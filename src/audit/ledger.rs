@@ -8,7 +8,7 @@
 //! end of its life from passing for expired, each one is also looked at
 //! shortly before it expires.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -28,6 +28,15 @@ pub struct FlowKey {
     pub dst: IpAddr,
     /// Third key field.
     pub dport: u16,
+}
+
+impl FlowKey {
+    /// The key of a set element read back from the kernel; `None` for a set
+    /// that is not a pinhole set.
+    pub fn of_element(e: &crate::backend::Element) -> Option<FlowKey> {
+        let mode = crate::backend::Element::mode_of_set(e.set)?;
+        Some(FlowKey { mode, src: e.src, dst: e.dst, dport: e.dport })
+    }
 }
 
 impl From<&Pinhole> for FlowKey {
@@ -83,6 +92,9 @@ pub const GRACE: Duration = Duration::from_millis(500);
 pub struct Ledger {
     open: HashMap<FlowKey, Entry>,
     last_check: Option<Timestamp>,
+    /// The earliest edge of the open pinholes, kept up to date on every
+    /// change so that asking for the next check is cheap (once per packet).
+    first_edge: Option<Timestamp>,
 }
 
 impl Ledger {
@@ -124,31 +136,44 @@ impl Ledger {
         self.open.insert(FlowKey::from(&pinhole), entry);
         // Periodic checks start with the first pinhole.
         self.last_check.get_or_insert(at);
+        self.update_first_edge();
     }
 
     /// Forget a pinhole (the caller closes it, or it failed to open).
     pub fn remove(&mut self, key: &FlowKey) -> Option<Entry> {
-        self.open.remove(key)
+        let entry = self.open.remove(key);
+        self.update_first_edge();
+        entry
     }
 
     /// When the sets should next be read back, if any pinhole is open.
     pub fn next_check(&self) -> Option<Timestamp> {
+        let first_edge = self.first_edge?;
         let periodic = self.last_check.map(|t| t.saturating_add(CHECK_INTERVAL));
-        let edges = self.open.values().map(|e| {
-            if e.seen_at_edge {
-                e.expires.saturating_add(GRACE)
-            } else {
-                Timestamp::from_unix_nanos(e.expires.unix_nanos().saturating_sub(EDGE.as_nanos() as u64))
-            }
-        });
-        let first_edge = edges.min()?;
         Some(periodic.map_or(first_edge, |p| p.min(first_edge)))
+    }
+
+    /// Recompute the earliest edge: before expiry for pinholes not yet seen
+    /// there, after expiry (with grace) for the others.
+    fn update_first_edge(&mut self) {
+        self.first_edge = self
+            .open
+            .values()
+            .map(|e| {
+                if e.seen_at_edge {
+                    e.expires.saturating_add(GRACE)
+                } else {
+                    Timestamp::from_unix_nanos(e.expires.unix_nanos().saturating_sub(EDGE.as_nanos() as u64))
+                }
+            })
+            .min();
     }
 
     /// Compare with what the kernel holds now (`live`: the keys present).
     /// Pinholes no longer there are concluded and forgotten.
     pub fn reconcile(&mut self, now: Timestamp, live: &[FlowKey]) -> Vec<LedgerEvent> {
         self.last_check = Some(now);
+        let live: HashSet<&FlowKey> = live.iter().collect();
         let mut events = Vec::new();
         self.open.retain(|key, entry| {
             if live.contains(key) {
@@ -165,6 +190,7 @@ impl Ledger {
             events.push(event);
             false
         });
+        self.update_first_edge();
         events
     }
 }

@@ -1,6 +1,13 @@
 //! A backend that changes nothing and prints the `nft` commands it would run.
+//!
+//! It keeps what it "opened" with each element's expiry, as the kernel
+//! would, so that reading back ([`Backend::list`]) tells the truth about a
+//! dry run: nothing is ever consumed, unused pinholes expire.
 
+use std::collections::HashMap;
 use std::io::Write;
+use std::net::IpAddr;
+use std::time::Instant;
 
 use super::{Backend, BackendError, Element, LiveElement, Op, OpError, Outcome, TableSpec};
 use crate::policy::Pinhole;
@@ -10,6 +17,8 @@ pub struct DryRun {
     table: TableSpec,
     out: Box<dyn Write + Send>,
     queued: Vec<(Op, Pinhole)>,
+    /// The elements a kernel would hold now, and when each would expire.
+    held: HashMap<(&'static str, IpAddr, IpAddr, u16), (Element, Instant)>,
 }
 
 impl std::fmt::Debug for DryRun {
@@ -21,7 +30,7 @@ impl std::fmt::Debug for DryRun {
 impl DryRun {
     /// A dry run for `table`, writing commands to `out`.
     pub fn new(table: TableSpec, out: Box<dyn Write + Send>) -> Self {
-        DryRun { table, out, queued: Vec::new() }
+        DryRun { table, out, queued: Vec::new(), held: HashMap::new() }
     }
 
     /// The command for one operation. An open sets both the timeout and the
@@ -56,6 +65,16 @@ impl Backend for DryRun {
             let result = if self.table.family.holds(pinhole.dst) {
                 let line = self.command(op, &pinhole);
                 writeln!(self.out, "{line}").map_err(BackendError::Output)?;
+                let e = Element::of(&pinhole);
+                let key = (e.set, e.src, e.dst, e.dport);
+                match op {
+                    Op::Open => {
+                        self.held.insert(key, (e, Instant::now() + e.timeout));
+                    }
+                    Op::Close => {
+                        self.held.remove(&key);
+                    }
+                }
                 Ok(())
             } else {
                 let family = if pinhole.dst.is_ipv4() { "IPv4" } else { "IPv6" };
@@ -68,8 +87,16 @@ impl Backend for DryRun {
     }
 
     fn list(&mut self) -> Result<Vec<LiveElement>, BackendError> {
-        // A dry run keeps nothing in the kernel.
-        Ok(Vec::new())
+        let now = Instant::now();
+        self.held.retain(|_, (_, expires)| *expires > now);
+        Ok(self
+            .held
+            .values()
+            .map(|(element, expires)| LiveElement {
+                element: *element,
+                expires: Some(expires.saturating_duration_since(now)),
+            })
+            .collect())
     }
 }
 
@@ -127,6 +154,24 @@ mod tests {
              nft delete element inet ftp_pinhole passive4 { 192.0.2.10 . 198.51.100.20 . 50000 }\n"
         );
         assert!(b.flush().expect("empty flush").is_empty());
+    }
+
+    #[test]
+    fn what_was_opened_is_listed_until_closed_or_expired() {
+        let mut b = DryRun::new(TableSpec::default(), Box::new(Shared::default()));
+        let long = pinhole("192.0.2.10", "198.51.100.20", Mode::Passive);
+        let short = Pinhole { dport: 50001, ttl: Duration::from_millis(50), ..long };
+        b.open(&long);
+        b.open(&short);
+        b.flush().expect("flush");
+        let listed = b.list().expect("list");
+        assert_eq!(listed.len(), 2);
+        std::thread::sleep(Duration::from_millis(80));
+        let listed = b.list().expect("list");
+        assert_eq!(listed.iter().map(|l| l.element.dport).collect::<Vec<_>>(), [50000], "the short one expired");
+        b.close(&long);
+        b.flush().expect("flush");
+        assert!(b.list().expect("list").is_empty());
     }
 
     #[test]

@@ -21,6 +21,7 @@ use crate::decode::LinkType;
 use crate::pipeline::{Event, EventKind, Pipeline, PipelineConfig, WithdrawReason};
 use crate::policy::{Decision, Pinhole};
 use crate::time::Timestamp;
+use crate::track::SessionId;
 
 /// Counters of what the daemon did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -223,7 +224,7 @@ impl<B: Backend> Daemon<B> {
                     }
                 }
                 EventKind::Withdrawn { pinhole, reason } => {
-                    let (pinhole, reason) = (*pinhole, *reason);
+                    let (pinhole, reason, session) = (*pinhole, *reason, event.session);
                     // Opens queued before it go first (it may be one of them).
                     self.flush(now)?;
                     if !reconciled {
@@ -231,7 +232,7 @@ impl<B: Backend> Daemon<B> {
                         self.reconcile(now)?;
                         reconciled = true;
                     }
-                    self.withdraw(now, &pinhole, reason)?;
+                    self.withdraw(now, &pinhole, reason, session)?;
                 }
                 _ => {
                     if let Some(r) = AuditRecord::from_event(&event, &self.run) {
@@ -243,10 +244,18 @@ impl<B: Backend> Daemon<B> {
         self.flush(now).map(|_| ())
     }
 
-    /// Close a pinhole that is no longer wanted, unless it is gone already.
-    fn withdraw(&mut self, now: Timestamp, pinhole: &Pinhole, reason: WithdrawReason) -> Result<(), DaemonError> {
+    /// Close a pinhole that `session` no longer wants, unless it is gone
+    /// already, or another session has opened the same flow since (two
+    /// sessions between the same hosts, a small passive port range).
+    fn withdraw(
+        &mut self,
+        now: Timestamp,
+        pinhole: &Pinhole,
+        reason: WithdrawReason,
+        session: SessionId,
+    ) -> Result<(), DaemonError> {
         let key = FlowKey::from(pinhole);
-        let Some(entry) = self.ledger.get(&key).cloned() else { return Ok(()) };
+        let Some(entry) = self.ledger.get(&key).filter(|e| e.session == session).cloned() else { return Ok(()) };
         self.backend.close(pinhole);
         if self.flush(now)?.contains(&key) {
             self.ledger.remove(&key);
@@ -264,9 +273,17 @@ impl<B: Backend> Daemon<B> {
             Err(e) => {
                 self.stats.backend_errors += 1;
                 error!(error = %e, "backend flush failed");
-                // Nothing reached the kernel: every pending open is an error.
-                for p in &pending {
-                    self.record_backend_error(now, Some(&p.event), &p.pinhole, Op::Open, &e.to_string())?;
+                // Part of it may have reached the kernel (a batch that
+                // committed before a later one failed, replies lost): what
+                // is there now is open, the rest failed.
+                let present = self.present_keys();
+                let done = (self.clock)();
+                for p in pending {
+                    if present.as_ref().is_some_and(|keys| keys.contains(&FlowKey::from(&p.pinhole))) {
+                        self.record_opened(now, done, &p)?;
+                    } else {
+                        self.record_backend_error(now, Some(&p.event), &p.pinhole, Op::Open, &e.to_string())?;
+                    }
                 }
                 return Ok(Vec::new());
             }
@@ -278,17 +295,8 @@ impl<B: Backend> Daemon<B> {
             let origin = if op == Op::Open { pending.next() } else { None };
             match (op, result) {
                 (Op::Open, Ok(())) => {
-                    self.stats.opened += 1;
                     if let Some(p) = &origin {
-                        self.ledger.opened(now, p.event.session, p.event.control, pinhole);
-                        // From the packet that negotiated it to the kernel.
-                        let latency = done.saturating_since(p.event.at);
-                        if let Some(mut r) = AuditRecord::from_event(&p.event, &self.run) {
-                            r.latency_us = Some(latency.as_micros() as u64);
-                            self.write(&r)?;
-                        }
-                        info!(session = %p.event.session, pinhole = %pinhole, set = Element::of(&pinhole).set,
-                              latency_us = latency.as_micros() as u64, "pinhole open");
+                        self.record_opened(now, done, p)?;
                     }
                 }
                 (Op::Close, Ok(())) => closed.push(FlowKey::from(&pinhole)),
@@ -302,26 +310,47 @@ impl<B: Backend> Daemon<B> {
         Ok(closed)
     }
 
+    /// A pinhole reached the kernel: into the ledger and the audit trail.
+    fn record_opened(&mut self, now: Timestamp, done: Timestamp, p: &PendingOpen) -> Result<(), DaemonError> {
+        self.stats.opened += 1;
+        let pinhole = p.pinhole;
+        self.ledger.opened(now, p.event.session, p.event.control, pinhole);
+        // From the packet that negotiated it to the kernel.
+        let latency = done.saturating_since(p.event.at);
+        if let Some(mut r) = AuditRecord::from_event(&p.event, &self.run) {
+            r.latency_us = Some(latency.as_micros() as u64);
+            self.write(&r)?;
+        }
+        info!(session = %p.event.session, pinhole = %pinhole, set = Element::of(&pinhole).set,
+              latency_us = latency.as_micros() as u64, "pinhole open");
+        Ok(())
+    }
+
+    /// The keys of the pinhole elements in the kernel now; `None` if the
+    /// sets cannot be read.
+    fn present_keys(&mut self) -> Option<Vec<FlowKey>> {
+        match self.backend.list() {
+            Ok(live) => Some(live.iter().filter_map(|l| FlowKey::of_element(&l.element)).collect()),
+            Err(e) => {
+                warn!(error = %e, "cannot read the pinhole sets back");
+                None
+            }
+        }
+    }
+
     /// Read the sets back; record what was consumed or expired.
     fn reconcile(&mut self, now: Timestamp) -> Result<(), DaemonError> {
         if self.ledger.is_empty() {
             return Ok(());
         }
-        let live = match self.backend.list() {
-            Ok(live) => live,
+        let keys = match self.backend.list() {
+            Ok(live) => live.iter().filter_map(|l| FlowKey::of_element(&l.element)).collect::<Vec<_>>(),
             Err(e) => {
                 self.stats.backend_errors += 1;
                 warn!(error = %e, "cannot read the pinhole sets back");
                 return self.record_backend_error_plain(now, &e);
             }
         };
-        let keys: Vec<FlowKey> = live
-            .iter()
-            .filter_map(|l| {
-                let mode = Element::mode_of_set(l.element.set)?;
-                Some(FlowKey { mode, src: l.element.src, dst: l.element.dst, dport: l.element.dport })
-            })
-            .collect();
         for event in self.ledger.reconcile(now, &keys) {
             let (kind, entry, at) = match event {
                 LedgerEvent::Consumed { entry, by } => {

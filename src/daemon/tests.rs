@@ -14,6 +14,8 @@ struct Kernel {
     now: Timestamp,
     elements: HashMap<(&'static str, IpAddr, IpAddr, u16), Timestamp>,
     refuse_opens: bool,
+    /// Apply the batch, then lose the replies: the outcome looks unknown.
+    lose_replies: bool,
 }
 
 #[derive(Clone, Default)]
@@ -36,9 +38,14 @@ impl Backend for FakeBackend {
         self.queued.push((Op::Close, *pinhole));
     }
     fn flush(&mut self) -> Result<Vec<Outcome>, BackendError> {
+        if self.queued.is_empty() {
+            // Like the netlink backend: nothing to send, nothing to fail.
+            return Ok(Vec::new());
+        }
         let mut k = self.kernel.borrow_mut();
         let now = k.now;
-        Ok(std::mem::take(&mut self.queued)
+        let lose = k.lose_replies;
+        let outcomes: Vec<Outcome> = std::mem::take(&mut self.queued)
             .into_iter()
             .map(|(op, pinhole)| {
                 let result = match op {
@@ -54,7 +61,11 @@ impl Backend for FakeBackend {
                 };
                 Outcome { op, pinhole, result }
             })
-            .collect())
+            .collect();
+        if lose {
+            return Err(BackendError::OutcomeUnknown);
+        }
+        Ok(outcomes)
     }
     fn list(&mut self) -> Result<Vec<LiveElement>, BackendError> {
         let mut k = self.kernel.borrow_mut();
@@ -256,4 +267,69 @@ fn shutdown_closes_what_is_open_and_says_so() {
             "daemon-stop signal"
         ]
     );
+}
+
+#[test]
+fn a_flush_whose_replies_were_lost_records_what_is_in_the_kernel() {
+    let mut h = Harness::new("unknown");
+    h.kernel.borrow_mut().lose_replies = true;
+    let mut c = conversation();
+    c.handshake().unwrap().client(b"PORT 192,0,2,10,195,80\r\n").unwrap();
+    h.feed(&c);
+    // The element reached the kernel although the flush failed: it is open.
+    assert_eq!(h.trail(), ["session-open", "pinhole-open :50000"]);
+    assert_eq!(h.daemon.ledger().len(), 1);
+    assert_eq!(h.daemon.stats().backend_errors, 1);
+}
+
+#[test]
+fn ending_one_session_does_not_close_another_sessions_pinhole() {
+    let mut h = Harness::new("twosessions");
+    let server = "198.51.100.20:21".parse().expect("addr");
+    let mut a = Conversation::new("192.0.2.10:40000".parse().expect("addr"), server, at(0));
+    let mut b = Conversation::new("192.0.2.10:40001".parse().expect("addr"), server, at(0));
+    // Both get the same passive port (a small range): one element, now B's.
+    a.handshake().unwrap().client(b"PASV\r\n").unwrap().server(b"227 (198,51,100,20,195,80)\r\n").unwrap();
+    b.handshake().unwrap().client(b"PASV\r\n").unwrap().server(b"227 (198,51,100,20,195,80)\r\n").unwrap();
+    a.close().unwrap(); // after B's 227: the frames interleave by time
+    let mut frames: Vec<_> = a.frames().iter().chain(b.frames()).cloned().collect();
+    frames.sort_by_key(|f| f.at);
+    for f in &frames {
+        h.kernel.borrow_mut().now = f.at;
+        h.daemon.handle_frame(f.at, LinkType::Ethernet, &f.bytes).expect("frame");
+    }
+    assert_eq!(h.elements(), 1, "B's pinhole survives A's end");
+    let entry = h.daemon.ledger().entries().next().cloned().expect("open");
+    assert_eq!(entry.control.client.port(), 40001);
+    assert!(!h.trail().iter().any(|t| t.starts_with("pinhole-closed")), "{:?}", h.trail());
+}
+
+#[test]
+fn a_dry_run_reports_unused_pinholes_expired_never_consumed() {
+    let log = std::env::temp_dir().join(format!("ftp-pinhole-daemon-{}-dry.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let audit = AuditLog::open(&log, FsyncPolicy::Never).expect("audit log");
+    let config = PipelineConfig {
+        policy: crate::policy::Policy { ttl: Duration::from_secs(1), ..Default::default() },
+        ..PipelineConfig::default()
+    };
+    let backend = crate::backend::dry_run::DryRun::new(crate::backend::TableSpec::default(), Box::new(std::io::sink()));
+    let mut daemon = Daemon::new(config, backend, Some(audit), "dry".into(), super::live::wall_clock);
+    let start = super::live::wall_clock();
+    let mut c =
+        Conversation::new("192.0.2.10:40000".parse().expect("addr"), "198.51.100.20:21".parse().expect("addr"), start);
+    c.handshake().unwrap().client(b"PORT 192,0,2,10,195,80\r\n").unwrap();
+    for f in c.frames() {
+        daemon.handle_frame(f.at, LinkType::Ethernet, &f.bytes).expect("frame");
+    }
+    // Half a second in, it is still there: not consumed.
+    std::thread::sleep(Duration::from_millis(500));
+    daemon.handle_timeout(super::live::wall_clock()).expect("timeout");
+    assert_eq!(daemon.stats().consumed, 0);
+    std::thread::sleep(Duration::from_millis(1200));
+    daemon.handle_timeout(super::live::wall_clock()).expect("timeout");
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(text.contains("\"event\":\"pinhole-expired\""), "{text}");
+    assert!(!text.contains("pinhole-consumed"), "{text}");
+    let _ = std::fs::remove_file(&log);
 }
