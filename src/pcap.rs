@@ -19,6 +19,10 @@ use crate::time::Timestamp;
 /// for pcapng block overhead). Anything larger is corruption.
 const MAX_RECORD: usize = 256 * 1024 + 64;
 
+/// Most pcapng interfaces in one section (each is a small record, but a
+/// crafted file could declare millions).
+const MAX_INTERFACES: usize = 65_536;
+
 /// What went wrong reading a capture.
 #[derive(Debug, Error)]
 pub enum PcapError {
@@ -265,6 +269,9 @@ impl<R: Read> CaptureReader<R> {
                 let iface =
                     parse_interface(&self.buf[..body_len], endian).ok_or_else(|| corrupt("short interface block"))?;
                 if let Format::PcapNg { interfaces, .. } = &mut self.format {
+                    if interfaces.len() >= MAX_INTERFACES {
+                        return Err(corrupt("more interfaces than any capture has"));
+                    }
                     interfaces.push(iface);
                 }
                 Ok(Record::Skip)

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::decode::{decode, LinkType, Segment, Skip};
 use crate::ftp::{FtpConfig, FtpEvent, FtpStats, Negotiation, Session};
-use crate::policy::{Decision, Pinhole, Policy};
+use crate::policy::{Bucket, Decision, Pinhole, Policy, Refusal, RefusalReason};
 use crate::time::Timestamp;
 use crate::track::{CloseReason, ControlConn, Direction, SessionId, TrackEvent, TrackStats, Tracker, TrackerConfig};
 
@@ -159,6 +159,8 @@ struct SessionState {
     ftp: Session,
     /// The last pinhole opened and not yet withdrawn.
     open: Option<Pinhole>,
+    /// Negotiations left before the rate limit refuses them.
+    bucket: Bucket,
 }
 
 /// The mutable parts a tracker event needs, borrowed apart from the tracker.
@@ -197,6 +199,11 @@ impl Pipeline {
         let mut stats = self.stats.clone();
         stats.track = self.tracker.stats().clone();
         stats
+    }
+
+    /// The tracker's counters (cheap: no copy of the rest).
+    pub fn track_stats(&self) -> &TrackStats {
+        self.tracker.stats()
     }
 
     /// Sessions being followed.
@@ -261,14 +268,15 @@ impl Core<'_> {
         match ev {
             TrackEvent::Opened { session, control, midstream } => {
                 let ftp = Session::new(control, self.config.ftp);
-                self.sessions.insert(session, SessionState { control, opened: now, ftp, open: None });
+                let bucket = Bucket::full(now, self.config.policy.rate);
+                self.sessions.insert(session, SessionState { control, opened: now, ftp, open: None, bucket });
                 out.push(Event { at: now, session, control, kind: EventKind::SessionOpened { midstream } });
             }
             TrackEvent::Data { session, dir, bytes } => {
                 let Some(state) = self.sessions.get_mut(&session) else {
                     return;
                 };
-                let SessionState { control, ftp, open, .. } = state;
+                let SessionState { control, ftp, open, bucket, .. } = state;
                 let (config, negotiations, opened, refused) =
                     (self.config, &mut *self.negotiations, &mut *self.opened, &mut *self.refused);
                 ftp.handle_data(dir, bytes, self.ftp_stats, &mut |fev| {
@@ -277,7 +285,17 @@ impl Core<'_> {
                         FtpEvent::Encrypted => EventKind::Encrypted,
                         FtpEvent::Negotiation(negotiation) => {
                             *negotiations += 1;
-                            let decision = config.policy.decide(control, &negotiation);
+                            let rate = config.policy.rate;
+                            let decision = if bucket.take(now, rate) {
+                                config.policy.decide(control, &negotiation)
+                            } else {
+                                Decision::Refuse(Refusal {
+                                    reason: RefusalReason::RateLimited {
+                                        per_second: rate.per_second,
+                                        burst: rate.burst,
+                                    },
+                                })
+                            };
                             match &decision {
                                 Decision::Open(pinhole) => {
                                     *opened += 1;

@@ -13,6 +13,7 @@ use ipnet::IpNet;
 use thiserror::Error;
 
 use crate::ftp::{Mode, Negotiation, ParseError};
+use crate::time::Timestamp;
 use crate::track::ControlConn;
 
 /// The source port a server's active-mode data connection comes from.
@@ -107,6 +108,15 @@ pub enum RefusalReason {
         /// The address announced.
         announced: IpAddr,
     },
+    /// The session negotiated more data connections than the rate limit
+    /// allows (a client flooding PORT lines).
+    #[error("more negotiations than {per_second}/s (burst {burst}) on this session")]
+    RateLimited {
+        /// The sustained rate allowed.
+        per_second: u32,
+        /// The burst allowed.
+        burst: u32,
+    },
     /// A data port below the configured minimum (1024 by default).
     #[error("data port {port} is below {min}")]
     PrivilegedPort {
@@ -126,11 +136,12 @@ impl RefusalReason {
             RefusalReason::FamilyMismatch { .. } => "family-mismatch",
             RefusalReason::ThirdParty { .. } => "third-party-address",
             RefusalReason::PrivilegedPort { .. } => "privileged-port",
+            RefusalReason::RateLimited { .. } => "rate-limited",
         }
     }
 
     /// Every code a refusal can carry, for documentation and reports.
-    pub const CODES: [&'static str; 8] = [
+    pub const CODES: [&'static str; 9] = [
         "malformed",
         "out-of-range",
         "line-too-long",
@@ -139,6 +150,7 @@ impl RefusalReason {
         "family-mismatch",
         "third-party-address",
         "privileged-port",
+        "rate-limited",
     ];
 }
 
@@ -170,6 +182,65 @@ pub struct Policy {
     pub active_source_port: SourcePort,
     /// Lifetime of a pinhole that is not used.
     pub ttl: Duration,
+    /// Negotiations allowed per session (token bucket).
+    pub rate: RateLimit,
+}
+
+/// A token bucket's size and refill: `burst` at once, `per_second` on average.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Sustained negotiations per second (0: no limit).
+    pub per_second: u32,
+    /// Negotiations allowed in a burst.
+    pub burst: u32,
+}
+
+impl Default for RateLimit {
+    /// 16 a second, 64 at once: far above what a client does (a directory
+    /// walk negotiates one per file), far below a flood.
+    fn default() -> Self {
+        RateLimit { per_second: 16, burst: 64 }
+    }
+}
+
+/// The tokens one session has left, refilled by the timestamps it is fed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bucket {
+    /// Credit in nanoseconds of refill; one token costs `1e9 / per_second`.
+    credit_ns: u64,
+    last: Timestamp,
+}
+
+impl Bucket {
+    /// A full bucket at `now`.
+    pub fn full(now: Timestamp, limit: RateLimit) -> Self {
+        Bucket { credit_ns: Self::capacity(limit), last: now }
+    }
+
+    fn token(limit: RateLimit) -> u64 {
+        1_000_000_000 / u64::from(limit.per_second.max(1))
+    }
+
+    fn capacity(limit: RateLimit) -> u64 {
+        Self::token(limit).saturating_mul(u64::from(limit.burst.max(1)))
+    }
+
+    /// Spend one token at `now`; false if none is left.
+    pub fn take(&mut self, now: Timestamp, limit: RateLimit) -> bool {
+        if limit.per_second == 0 {
+            return true;
+        }
+        let elapsed = u64::try_from(now.saturating_since(self.last).as_nanos()).unwrap_or(u64::MAX);
+        self.last = self.last.max(now);
+        self.credit_ns = self.credit_ns.saturating_add(elapsed).min(Self::capacity(limit));
+        match self.credit_ns.checked_sub(Self::token(limit)) {
+            Some(left) => {
+                self.credit_ns = left;
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 impl Default for Policy {
@@ -179,6 +250,7 @@ impl Default for Policy {
             min_data_port: 1024,
             active_source_port: SourcePort::Port(20),
             ttl: Duration::from_secs(30),
+            rate: RateLimit::default(),
         }
     }
 }
@@ -202,8 +274,9 @@ impl Policy {
             Mode::Active => (control.client.ip(), control.server.ip()),
             Mode::Passive => (control.server.ip(), control.client.ip()),
         };
-        let peer = peer.to_canonical();
-        let mut ip = announced.ip().to_canonical();
+        // No canonicalising: an IPv4-mapped IPv6 address (::ffff:a.b.c.d) is
+        // not valid on the wire, and an IPv4 pinhole must not come of one.
+        let mut ip = announced.ip();
         if mode == Mode::Passive && ip.is_unspecified() {
             // "227 (0,0,0,0,p1,p2)": the server does not know its address
             // (vsftpd on IPv6, servers behind NAT); clients connect to the
@@ -220,8 +293,8 @@ impl Policy {
             return Err(RefusalReason::PrivilegedPort { port: announced.port(), min: self.min_data_port });
         }
         let (src, sport) = match mode {
-            Mode::Active => (other.to_canonical(), self.active_source_port),
-            Mode::Passive => (other.to_canonical(), SourcePort::Any),
+            Mode::Active => (other, self.active_source_port),
+            Mode::Passive => (other, SourcePort::Any),
         };
         Ok(Pinhole { mode, src, sport, dst: ip, dport: announced.port(), ttl: self.ttl })
     }
@@ -347,16 +420,31 @@ mod tests {
     }
 
     #[test]
-    fn ipv4_mapped_control_addresses_compare_as_ipv4() {
+    fn ipv4_mapped_control_addresses_never_give_an_ipv4_pinhole() {
         let control = ControlConn {
             client: "[::ffff:192.0.2.10]:40000".parse().expect("addr"),
             server: "[::ffff:198.51.100.20]:21".parse().expect("addr"),
         };
-        let Decision::Open(p) = Policy::default().decide(&control, &neg(NegotiationKind::Port, "192.0.2.10:50000"))
-        else {
-            panic!("mapped addresses are the same host")
-        };
-        assert_eq!(p.src.to_string(), "198.51.100.20");
+        let r = refusal(Policy::default().decide(&control, &neg(NegotiationKind::Port, "192.0.2.10:50000")));
+        assert_eq!(r.code(), "family-mismatch");
+    }
+
+    #[test]
+    fn the_bucket_allows_a_burst_then_the_rate() {
+        let limit = RateLimit { per_second: 10, burst: 3 };
+        let t = |ms: u64| Timestamp::from_unix_nanos(ms * 1_000_000);
+        let mut b = Bucket::full(t(0), limit);
+        assert!(b.take(t(0), limit) && b.take(t(0), limit) && b.take(t(0), limit));
+        assert!(!b.take(t(0), limit), "burst spent");
+        assert!(!b.take(t(50), limit), "half a token back");
+        assert!(b.take(t(100), limit), "one token per 100 ms");
+        assert!(!b.take(t(100), limit));
+        // Refill stops at the burst.
+        assert!((0..3).all(|_| b.take(t(10_000), limit)));
+        assert!(!b.take(t(10_000), limit));
+        // No limit.
+        let off = RateLimit { per_second: 0, burst: 0 };
+        assert!((0..1000).all(|_| b.take(t(10_000), off)));
     }
 
     #[test]
@@ -364,6 +452,7 @@ mod tests {
         for code in [
             RefusalReason::Unsolicited.code(),
             RefusalReason::PrivilegedPort { port: 1, min: 2 }.code(),
+            RefusalReason::RateLimited { per_second: 1, burst: 1 }.code(),
             ParseError::NoTuple.code(),
             ParseError::PortRange(0).code(),
             ParseError::LineTooLong(1).code(),

@@ -3,7 +3,7 @@
 
 pub mod table;
 
-pub use table::{write_table, Align, Column};
+pub use table::{hides_or_moves, printable, write_table, Align, Column};
 
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};

@@ -52,6 +52,13 @@ impl Timestamp {
     }
 }
 
+/// The system's wall clock now. For the adapters at the edge (the live
+/// loop, a capture frame the kernel did not stamp); the core never calls it.
+pub fn wall_clock() -> Timestamp {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    Timestamp::from_unix_duration(since_epoch)
+}
+
 impl Timestamp {
     /// The time as RFC 3339 UTC with microseconds, e.g.
     /// `2026-11-25T12:58:35.000123Z`.

@@ -205,6 +205,24 @@ impl AuditRecord {
         r
     }
 
+    /// A record about one pinhole of a session (opened, consumed, expired,
+    /// closed).
+    pub fn about_pinhole(
+        event: RecordKind,
+        at: Timestamp,
+        run: &str,
+        session: SessionId,
+        control: &crate::track::ControlConn,
+        pinhole: &Pinhole,
+    ) -> Self {
+        let mut r = AuditRecord::new(event, at, run);
+        r.session = Some(session.0);
+        r.client = Some(control.client);
+        r.server = Some(control.server);
+        r.pinhole = Some(PinholeJson::from(pinhole));
+        r
+    }
+
     /// Set the record's time.
     pub fn set_time(&mut self, at: Timestamp) {
         self.ts = at.to_rfc3339();
@@ -233,10 +251,12 @@ impl AuditRecord {
         })
     }
 
-    /// The records a pipeline event makes, if any. Withdrawals are left to
-    /// the caller, which knows whether the pinhole was still there.
-    pub fn from_event(e: &Event, run: &str) -> Option<AuditRecord> {
-        Some(match &e.kind {
+    /// The record a pipeline event makes, if any. A withdrawal becomes
+    /// `pinhole-closed`, which is what a capture can say; the daemon, which
+    /// can ask the kernel whether the pinhole was used first, decides
+    /// withdrawals itself.
+    pub fn from_event(e: &Event, run: &str) -> AuditRecord {
+        match &e.kind {
             EventKind::SessionOpened { midstream } => {
                 let mut r = AuditRecord::for_session(RecordKind::SessionOpen, e, run);
                 r.midstream = Some(*midstream);
@@ -269,7 +289,12 @@ impl AuditRecord {
                 }
                 r
             }
-            EventKind::Withdrawn { .. } => return None,
+            EventKind::Withdrawn { pinhole, reason } => {
+                let mut r =
+                    AuditRecord::about_pinhole(RecordKind::PinholeClosed, e.at, run, e.session, &e.control, pinhole);
+                r.reason = Some(reason.code().to_string());
+                r
+            }
             EventKind::StreamGap { dir, bytes } => {
                 let mut r = AuditRecord::for_session(RecordKind::StreamGap, e, run);
                 r.bytes = Some(*bytes);
@@ -286,7 +311,7 @@ impl AuditRecord {
                 r.duration_s = Some(duration.as_secs_f64());
                 r
             }
-        })
+        }
     }
 
     /// The mode of the record's pinhole, if any.
@@ -340,7 +365,7 @@ mod tests {
             unsolicited: false,
         };
         let e = event(EventKind::Negotiated { negotiation: n, decision: Decision::Open(pinhole()) });
-        let r = AuditRecord::from_event(&e, "r1").expect("a record");
+        let r = AuditRecord::from_event(&e, "r1");
         let json = serde_json::to_string(&r).expect("json");
         assert_eq!(
             json,
@@ -361,7 +386,7 @@ mod tests {
         };
         let refusal = Refusal { reason: RefusalReason::Unparsable(ParseError::FieldCount { expected: 6, found: 1 }) };
         let e = event(EventKind::Negotiated { negotiation: n, decision: Decision::Refuse(refusal) });
-        let r = AuditRecord::from_event(&e, "r1").expect("a record");
+        let r = AuditRecord::from_event(&e, "r1");
         let v: serde_json::Value = serde_json::to_value(&r).expect("json");
         assert_eq!(v["event"], "refused");
         assert_eq!(v["reason"], "malformed");
@@ -381,9 +406,9 @@ mod tests {
 
     #[test]
     fn session_records() {
-        let r = AuditRecord::from_event(&event(EventKind::SessionOpened { midstream: true }), "r").expect("record");
+        let r = AuditRecord::from_event(&event(EventKind::SessionOpened { midstream: true }), "r");
         assert_eq!((r.event, r.midstream, r.session), (RecordKind::SessionOpen, Some(true), Some(7)));
-        let r = AuditRecord::from_event(&event(EventKind::Login { user: "alice".into() }), "r").expect("record");
+        let r = AuditRecord::from_event(&event(EventKind::Login { user: "alice".into() }), "r");
         assert_eq!(r.user.as_deref(), Some("alice"));
         let r = AuditRecord::from_event(
             &event(EventKind::SessionClosed {
@@ -392,8 +417,7 @@ mod tests {
                 duration: Duration::from_millis(1500),
             }),
             "r",
-        )
-        .expect("record");
+        );
         assert_eq!(
             (r.event, r.reason.as_deref(), r.user.as_deref()),
             (RecordKind::SessionClose, Some("fin"), Some("alice"))
@@ -401,6 +425,10 @@ mod tests {
         assert_eq!(r.duration_s, Some(1.5));
         let withdrawn =
             EventKind::Withdrawn { pinhole: pinhole(), reason: crate::pipeline::WithdrawReason::Superseded };
-        assert!(AuditRecord::from_event(&event(withdrawn), "r").is_none());
+        let r = AuditRecord::from_event(&event(withdrawn), "r");
+        assert_eq!(
+            (r.event, r.reason.as_deref(), r.pinhole()),
+            (RecordKind::PinholeClosed, Some("superseded"), Some(pinhole()))
+        );
     }
 }

@@ -157,13 +157,30 @@ impl AuditLog {
     }
 }
 
+/// Open for appending; a file whose last line was cut short (a crash, a full
+/// disk) gets a newline first, so that the next record starts a line of its
+/// own instead of spoiling both.
 fn open_append(path: &Path) -> Result<File, AuditLogError> {
-    OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o640)
-        .open(path)
-        .map_err(|source| AuditLogError::Open { path: path.to_path_buf(), source })
+    let open_error = |source| AuditLogError::Open { path: path.to_path_buf(), source };
+    let mut file =
+        OpenOptions::new().append(true).read(true).create(true).mode(0o640).open(path).map_err(open_error)?;
+    if ends_mid_line(&mut file).map_err(open_error)? {
+        file.write_all(b"\n").map_err(open_error)?;
+    }
+    Ok(file)
+}
+
+/// Whether a non-empty file's last byte is not a newline.
+fn ends_mid_line(file: &mut File) -> io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(false);
+    }
+    let mut last = [0u8; 1];
+    file.seek(SeekFrom::Start(len - 1))?;
+    file.read_exact(&mut last)?;
+    Ok(last[0] != b'\n')
 }
 
 #[cfg(test)]
@@ -208,6 +225,22 @@ mod tests {
         log.write(&record(4))?;
         let after = std::fs::read(&path)?;
         assert!(after.starts_with(b"{\"v\":1"), "no hole of zeros before the next record");
+        let _ = std::fs::remove_dir_all(&d);
+        Ok(())
+    }
+
+    #[test]
+    fn a_line_cut_short_by_a_crash_does_not_swallow_the_next_record() -> Result<(), Box<dyn std::error::Error>> {
+        let d = dir("cut");
+        let path = d.join("audit.jsonl");
+        std::fs::write(&path, "{\"v\":1,\"ts\":\"2026-11-25T00:0")?;
+        let mut log = AuditLog::open(&path, FsyncPolicy::Never)?;
+        log.write(&record(1))?;
+        let text = std::fs::read_to_string(&path)?;
+        let last = text.lines().last().ok_or("no line")?;
+        let r: AuditRecord = serde_json::from_str(last)?;
+        assert_eq!(r.session, Some(1));
+        assert_eq!(text.lines().count(), 2);
         let _ = std::fs::remove_dir_all(&d);
         Ok(())
     }

@@ -77,8 +77,7 @@ impl Backend for DryRun {
                 }
                 Ok(())
             } else {
-                let family = if pinhole.dst.is_ipv4() { "IPv4" } else { "IPv6" };
-                Err(OpError::FamilyNotInTable { table: self.table.clone(), family })
+                Err(OpError::FamilyNotInTable { table: self.table.clone(), family: super::family_name(pinhole.dst) })
             };
             outcomes.push(Outcome { op, pinhole, result });
         }

@@ -140,6 +140,15 @@ impl TableSpec {
     }
 }
 
+/// "IPv4" or "IPv6", for messages.
+pub fn family_name(ip: IpAddr) -> &'static str {
+    if ip.is_ipv4() {
+        "IPv4"
+    } else {
+        "IPv6"
+    }
+}
+
 /// A set element: which set, which key, and for how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Element {

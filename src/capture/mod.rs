@@ -52,7 +52,7 @@ mod packet;
 mod sys;
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tracing::{debug, warn};
 
@@ -156,8 +156,7 @@ impl Capture {
                     self.warned_no_stamp = true;
                     warn!(interface = %self.interface, "a frame came without a kernel timestamp; using the clock");
                 }
-                let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-                Timestamp::from_unix_duration(now)
+                crate::time::wall_clock()
             }
         };
         let wire_len = got.queued.max(got.original.map_or(0, |len| len as usize));

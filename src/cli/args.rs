@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::{Args, ValueEnum};
 use ipnet::IpNet;
 
 use ftp_pinhole::ftp::FtpConfig;
 use ftp_pinhole::pipeline::PipelineConfig;
-use ftp_pinhole::policy::{Policy, SourcePort};
+use ftp_pinhole::policy::{Policy, RateLimit, SourcePort};
 use ftp_pinhole::track::{ControlPorts, TrackerConfig};
 
 /// Format of log lines on standard error.
@@ -42,13 +42,25 @@ pub(crate) struct CoreArgs {
     /// How long a pinhole waits for its connection (e.g. `30s`, `2m`).
     #[arg(long, default_value = "30s", value_parser = parse_ttl, value_name = "DURATION")]
     pub(crate) ttl: Duration,
-    /// Longest control line kept, in bytes; longer negotiation lines are
-    /// refused as `line-too-long`.
-    #[arg(long, default_value_t = 2048, value_name = "BYTES")]
-    pub(crate) max_line: usize,
+    /// Longest control line kept, in bytes (64 or more); longer negotiation
+    /// lines are refused as `line-too-long`.
+    #[arg(long, default_value_t = 2048, value_name = "BYTES",
+          value_parser = clap::value_parser!(u32).range(64..=1_048_576))]
+    pub(crate) max_line: u32,
     /// Most control connections followed at once.
-    #[arg(long, default_value_t = 4096, value_name = "N")]
-    pub(crate) max_sessions: usize,
+    #[arg(long, default_value_t = 4096, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) max_sessions: u32,
+    /// When the session table is full, a client holding more sessions than
+    /// this gives its least recently active one up to a newcomer.
+    #[arg(long, default_value_t = 64, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) max_sessions_per_client: u32,
+    /// Negotiations allowed per session and second on average (0: no limit);
+    /// more are refused as `rate-limited`.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub(crate) negotiation_rate: u32,
+    /// Negotiations allowed per session at once.
+    #[arg(long, default_value_t = 64, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) negotiation_burst: u32,
     /// Close a control connection idle this long (e.g. `2h`).
     #[arg(long, default_value = "2h", value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) idle_timeout: Duration,
@@ -56,28 +68,25 @@ pub(crate) struct CoreArgs {
 
 impl CoreArgs {
     /// The core configuration these arguments describe.
-    pub(crate) fn to_config(&self) -> anyhow::Result<PipelineConfig> {
-        if self.max_line < 64 {
-            bail!("--max-line {} is too small: FTP lines need at least 64 bytes", self.max_line);
-        }
-        if self.max_sessions == 0 {
-            bail!("--max-sessions must be at least 1");
-        }
-        Ok(PipelineConfig {
+    /// (Every value was checked by clap: a bad one is a usage error.)
+    pub(crate) fn to_config(&self) -> PipelineConfig {
+        PipelineConfig {
             tracker: TrackerConfig {
                 ports: self.ports.clone(),
-                max_connections: self.max_sessions,
+                max_connections: self.max_sessions as usize,
+                max_per_client: self.max_sessions_per_client as usize,
                 idle_timeout: self.idle_timeout,
                 ..TrackerConfig::default()
             },
-            ftp: FtpConfig { max_line: self.max_line },
+            ftp: FtpConfig { max_line: self.max_line as usize },
             policy: Policy {
                 allow_third_party: self.allow_third_party.clone(),
                 min_data_port: self.min_data_port,
                 active_source_port: self.active_sport,
                 ttl: self.ttl,
+                rate: RateLimit { per_second: self.negotiation_rate, burst: self.negotiation_burst },
             },
-        })
+        }
     }
 }
 
@@ -159,7 +168,7 @@ mod tests {
 
     #[test]
     fn defaults() -> anyhow::Result<()> {
-        let config = parse(&[])?.to_config()?;
+        let config = parse(&[])?.to_config();
         assert_eq!(config.tracker.ports.as_slice(), &[21]);
         assert_eq!(config.policy, Policy::default());
         assert_eq!(config.ftp.max_line, 2048);
@@ -188,7 +197,7 @@ mod tests {
             "--idle-timeout",
             "10m",
         ])?;
-        let c = core.to_config()?;
+        let c = core.to_config();
         assert_eq!(c.tracker.ports.as_slice(), &[21, 2121]);
         assert_eq!(c.policy.allow_third_party.len(), 2);
         assert_eq!(c.policy.min_data_port, 2000);
@@ -212,7 +221,9 @@ mod tests {
             let err = parse(args).expect_err("invalid").to_string();
             assert!(err.contains(flag), "{err}");
         }
-        let err = parse(&["--max-line", "10"]).map(|c| c.to_config().is_err());
-        assert!(matches!(err, Ok(true)));
+        for (args, flag) in [(&["--max-line", "10"][..], "--max-line"), (&["--max-sessions", "0"], "--max-sessions")] {
+            let err = parse(args).expect_err("out of range").to_string();
+            assert!(err.contains(flag), "{err}");
+        }
     }
 }

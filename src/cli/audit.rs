@@ -17,7 +17,7 @@ use ftp_pinhole::audit::text::write_text;
 use ftp_pinhole::audit::AuditRecord;
 use ftp_pinhole::backend::nftables::Nftables;
 use ftp_pinhole::backend::Backend;
-use ftp_pinhole::report::{write_table, Column};
+use ftp_pinhole::report::{printable, write_table, Column};
 use ftp_pinhole::time::Timestamp;
 
 use super::pinhole::TableArgs;
@@ -235,11 +235,6 @@ impl Warnings {
             }
         }
     }
-}
-
-/// Control characters (from a damaged log, quoted in an error) escaped.
-fn printable(s: &str) -> String {
-    s.chars().flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect()
 }
 
 /// A prefix (`192.0.2.0/24`, `2001:db8::/32`) or a single address.

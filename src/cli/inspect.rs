@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use tracing::{debug, warn};
 
-use ftp_pinhole::audit::{AuditLog, AuditRecord, FsyncPolicy, RecordKind};
+use ftp_pinhole::audit::{AuditLog, AuditRecord, FsyncPolicy};
 use ftp_pinhole::decode::Skip;
 use ftp_pinhole::pcap::{CaptureReader, PcapError};
 use ftp_pinhole::pipeline::{Event, EventKind, Pipeline, PipelineConfig, Stats};
@@ -48,7 +48,7 @@ pub(crate) struct InspectArgs {
 
 /// Inspect every file; a file that cannot be read is reported and skipped.
 pub(crate) fn run(args: InspectArgs) -> anyhow::Result<u8> {
-    let config = args.core.to_config()?;
+    let config = args.core.to_config();
     let mut audit = match &args.audit_log {
         Some(path) => Some(AuditLog::open(path, FsyncPolicy::Never)?),
         None => None,
@@ -99,7 +99,7 @@ fn inspect_file(
     let mut events: Vec<Event> = Vec::new();
     let mut rows = Vec::new();
     let mut last = Timestamp::EPOCH;
-    let mut warned_links = Vec::new();
+    let mut warned_links = std::collections::HashSet::new();
     let result = loop {
         let frame = match reader.next_frame() {
             Ok(Some(frame)) => frame,
@@ -111,8 +111,7 @@ fn inspect_file(
             Ok(link) => pipeline.handle_frame(frame.at, link, frame.data, &mut events),
             Err(linktype) => {
                 pipeline.skip(Skip::UnsupportedLink);
-                if !warned_links.contains(&linktype) {
-                    warned_links.push(linktype);
+                if warned_links.insert(linktype) {
                     warn!(file = name, linktype, "link type not supported; its frames are skipped");
                 }
             }
@@ -120,14 +119,14 @@ fn inspect_file(
         for event in events.drain(..) {
             report(name, frame.number, &event, format, out, &mut rows)?;
             if let Some(log) = audit.as_deref_mut() {
-                log.write(&audit_record(&event, name))?;
+                log.write(&AuditRecord::from_event(&event, name))?;
             }
         }
     };
     pipeline.finish(last, &mut events);
     if let Some(log) = audit {
         for event in events.drain(..) {
-            log.write(&audit_record(&event, name))?;
+            log.write(&AuditRecord::from_event(&event, name))?;
         }
     }
     if format == Format::Text && !rows.is_empty() {
@@ -135,22 +134,6 @@ fn inspect_file(
         write_table(out, &TABLE_COLUMNS, &rows)?;
     }
     Ok((Some(pipeline.stats()), result))
-}
-
-/// The audit record of an event seen offline: a withdrawn pinhole is
-/// recorded as closed (a capture cannot say whether it was used).
-fn audit_record(event: &Event, run: &str) -> AuditRecord {
-    match &event.kind {
-        EventKind::Withdrawn { pinhole, reason } => {
-            let mut r = AuditRecord::for_session(RecordKind::PinholeClosed, event, run).with_pinhole(pinhole);
-            r.reason = Some(reason.code().to_string());
-            r
-        }
-        _ => match AuditRecord::from_event(event, run) {
-            Some(r) => r,
-            None => AuditRecord::for_session(RecordKind::PinholeClosed, event, run),
-        },
-    }
 }
 
 /// Print a negotiation (other events are the audit trail's business).

@@ -58,7 +58,7 @@ pub(crate) struct RunArgs {
 
 /// Run the daemon until SIGINT/SIGTERM.
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
-    let config = args.core.to_config()?;
+    let config = args.core.to_config();
     let table = args.table.spec()?;
     let audit = match &args.audit_log {
         Some(path) => Some(AuditLog::open(path, args.audit_fsync)?),

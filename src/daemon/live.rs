@@ -13,7 +13,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use thiserror::Error;
 use tracing::{error, info, warn};
@@ -90,10 +90,7 @@ impl Signals {
     }
 }
 
-/// The wall clock, as the core's timestamps count.
-pub fn wall_clock() -> Timestamp {
-    Timestamp::from_unix_duration(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default())
-}
+pub use crate::time::wall_clock;
 
 /// One watched interface.
 struct Slot {
@@ -146,6 +143,7 @@ pub fn run<B: Backend>(
         .collect();
     let mut buf = vec![0u8; crate::capture::BUFFER_LEN];
     let mut next_housekeeping = wall_clock().saturating_add(HOUSEKEEPING);
+    let mut table_full_seen = 0u64;
     info!(interfaces = ?slots.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), "watching");
     loop {
         if signals.stop.load(Ordering::SeqCst) {
@@ -193,6 +191,17 @@ pub fn run<B: Backend>(
             next_housekeeping = now.saturating_add(HOUSEKEEPING);
             for slot in slots.iter_mut() {
                 housekeep(slot, filter);
+            }
+            // Control connections the full session table could not take are
+            // not followed: their negotiations open nothing. Say so.
+            let table_full = daemon.pipeline().track_stats().table_full;
+            if table_full > table_full_seen {
+                warn!(
+                    refused = table_full - table_full_seen,
+                    sessions = daemon.pipeline().sessions(),
+                    "session table full: new control connections are not followed (see --max-sessions)"
+                );
+                table_full_seen = table_full;
             }
         }
         if daemon.poll_timeout().is_some_and(|t| t <= now) {

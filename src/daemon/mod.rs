@@ -10,7 +10,8 @@
 
 pub mod live;
 
-use std::net::IpAddr;
+use std::collections::HashMap;
+use std::time::Duration;
 
 use tracing::{debug, error, info, warn};
 
@@ -19,7 +20,7 @@ use crate::audit::{AuditLog, AuditLogError, AuditRecord, Ledger, LedgerEvent, Re
 use crate::backend::{Backend, BackendError, Element, Op, Outcome};
 use crate::decode::LinkType;
 use crate::pipeline::{Event, EventKind, Pipeline, PipelineConfig, WithdrawReason};
-use crate::policy::{Decision, Pinhole};
+use crate::policy::{Decision, Pinhole, RefusalReason};
 use crate::time::Timestamp;
 use crate::track::SessionId;
 
@@ -36,6 +37,9 @@ pub struct DaemonStats {
     pub expired: u64,
     /// Pinholes closed unused (session end, superseded, shutdown).
     pub closed: u64,
+    /// Rate-limited refusals not written to the audit trail (at most one a
+    /// second per session is).
+    pub suppressed: u64,
     /// Operations the kernel refused, and flushes that failed.
     pub backend_errors: u64,
 }
@@ -65,6 +69,8 @@ pub struct Daemon<B> {
     events: Vec<Event>,
     pending: Vec<PendingOpen>,
     stats: DaemonStats,
+    /// When each session last had a rate-limited refusal recorded.
+    rate_limited: HashMap<SessionId, Timestamp>,
     /// Reads the time a pinhole reached the kernel (the wall clock live, a
     /// fake one in tests), to record how long that took after its packet.
     clock: fn() -> Timestamp,
@@ -96,6 +102,7 @@ impl<B: Backend> Daemon<B> {
             events: Vec::new(),
             pending: Vec::new(),
             stats: DaemonStats::default(),
+            rate_limited: HashMap::new(),
             clock,
         }
     }
@@ -184,6 +191,7 @@ impl<B: Backend> Daemon<B> {
         r.info = Some(serde_json::json!({
             "opened": self.stats.opened, "refused": self.stats.refused, "consumed": self.stats.consumed,
             "expired": self.stats.expired, "closed": self.stats.closed, "backend_errors": self.stats.backend_errors,
+            "rate_limited_unrecorded": self.stats.suppressed,
         }));
         self.write(&r)?;
         if let Some(log) = &mut self.audit {
@@ -217,11 +225,18 @@ impl<B: Backend> Daemon<B> {
                 }
                 EventKind::Negotiated { decision: Decision::Refuse(refusal), negotiation } => {
                     self.stats.refused += 1;
+                    if let RefusalReason::RateLimited { .. } = refusal.reason {
+                        // A flood: one record a second per session is enough.
+                        let last = self.rate_limited.get(&event.session);
+                        if last.is_some_and(|t| now.saturating_since(*t) < Duration::from_secs(1)) {
+                            self.stats.suppressed += 1;
+                            continue;
+                        }
+                        self.rate_limited.insert(event.session, now);
+                    }
                     info!(session = %event.session, client = %event.control.client, server = %event.control.server,
                           kind = %negotiation.kind, reason = refusal.reason.code(), detail = %refusal.reason, "refused");
-                    if let Some(r) = AuditRecord::from_event(&event, &self.run) {
-                        self.write(&r)?;
-                    }
+                    self.write(&AuditRecord::from_event(&event, &self.run))?;
                 }
                 EventKind::Withdrawn { pinhole, reason } => {
                     let (pinhole, reason, session) = (*pinhole, *reason, event.session);
@@ -235,9 +250,10 @@ impl<B: Backend> Daemon<B> {
                     self.withdraw(now, &pinhole, reason, session)?;
                 }
                 _ => {
-                    if let Some(r) = AuditRecord::from_event(&event, &self.run) {
-                        self.write(&r)?;
+                    if let EventKind::SessionClosed { .. } = event.kind {
+                        self.rate_limited.remove(&event.session);
                     }
+                    self.write(&AuditRecord::from_event(&event, &self.run))?;
                 }
             }
         }
@@ -317,10 +333,9 @@ impl<B: Backend> Daemon<B> {
         self.ledger.opened(now, p.event.session, p.event.control, pinhole);
         // From the packet that negotiated it to the kernel.
         let latency = done.saturating_since(p.event.at);
-        if let Some(mut r) = AuditRecord::from_event(&p.event, &self.run) {
-            r.latency_us = Some(latency.as_micros() as u64);
-            self.write(&r)?;
-        }
+        let mut r = AuditRecord::from_event(&p.event, &self.run);
+        r.latency_us = Some(latency.as_micros() as u64);
+        self.write(&r)?;
         info!(session = %p.event.session, pinhole = %pinhole, set = Element::of(&pinhole).set,
               latency_us = latency.as_micros() as u64, "pinhole open");
         Ok(())
@@ -364,9 +379,7 @@ impl<B: Backend> Daemon<B> {
                 }
             };
             info!(session = %entry.session, pinhole = %entry.pinhole, outcome = ?kind, "pinhole gone");
-            let mut r = session_record(kind, at, &self.run, &entry);
-            r.pinhole = Some((&entry.pinhole).into());
-            self.write(&r)?;
+            self.write(&about(kind, at, &self.run, &entry))?;
         }
         Ok(())
     }
@@ -374,8 +387,7 @@ impl<B: Backend> Daemon<B> {
     fn record_closed(&mut self, now: Timestamp, entry: &Entry, reason: &str) -> Result<(), DaemonError> {
         self.stats.closed += 1;
         info!(session = %entry.session, pinhole = %entry.pinhole, reason, "pinhole closed unused");
-        let mut r = session_record(RecordKind::PinholeClosed, now, &self.run, entry);
-        r.pinhole = Some((&entry.pinhole).into());
+        let mut r = about(RecordKind::PinholeClosed, now, &self.run, entry);
         r.reason = Some(reason.to_string());
         self.write(&r)
     }
@@ -422,21 +434,8 @@ impl<B: Backend> Daemon<B> {
 }
 
 /// A record about the session of a ledger entry.
-fn session_record(kind: RecordKind, at: Timestamp, run: &str, entry: &Entry) -> AuditRecord {
-    let mut r = AuditRecord::new(kind, at, run);
-    r.session = Some(entry.session.0);
-    r.client = Some(entry.control.client);
-    r.server = Some(entry.control.server);
-    r
-}
-
-/// Whether `ip` is of the family a table holds (for start-up checks).
-pub fn family_name(ip: IpAddr) -> &'static str {
-    if ip.is_ipv4() {
-        "IPv4"
-    } else {
-        "IPv6"
-    }
+fn about(kind: RecordKind, at: Timestamp, run: &str, entry: &Entry) -> AuditRecord {
+    AuditRecord::about_pinhole(kind, at, run, entry.session, &entry.control, &entry.pinhole)
 }
 
 #[cfg(test)]

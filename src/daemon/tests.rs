@@ -1,5 +1,6 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -332,4 +333,25 @@ fn a_dry_run_reports_unused_pinholes_expired_never_consumed() {
     assert!(text.contains("\"event\":\"pinhole-expired\""), "{text}");
     assert!(!text.contains("pinhole-consumed"), "{text}");
     let _ = std::fs::remove_file(&log);
+}
+
+#[test]
+fn a_negotiation_flood_is_rate_limited_and_recorded_once_a_second() {
+    let mut h = Harness::new("flood");
+    let mut c = conversation();
+    c.handshake().unwrap();
+    let mut lines = Vec::new();
+    for i in 0..100u32 {
+        lines.extend_from_slice(format!("PORT 192,0,2,10,{},{}\r\n", 196 + i / 256, i % 256).as_bytes());
+    }
+    c.client(&lines).unwrap();
+    h.feed(&c);
+    let trail = h.trail();
+    let refused: Vec<&String> = trail.iter().filter(|t| t.starts_with("refused")).collect();
+    assert_eq!(refused, ["refused rate-limited"], "one record for the flood");
+    let s = h.daemon.stats();
+    assert_eq!((s.refused, s.suppressed), (36, 35), "burst of 64 opened, 36 refused");
+    assert_eq!(trail.iter().filter(|t| t.starts_with("pinhole-open")).count(), 64);
+    // One pinhole is left open: each newer one superseded the one before.
+    assert_eq!(h.elements(), 1);
 }

@@ -38,10 +38,10 @@ impl<'a> Column<'a> {
 /// characters in cells are shown escaped, never sent to the terminal.
 pub fn write_table<R: AsRef<[String]>>(out: &mut dyn Write, columns: &[Column<'_>], rows: &[R]) -> io::Result<()> {
     let header: Option<Vec<String>> =
-        columns.iter().any(|c| !c.title.is_empty()).then(|| columns.iter().map(|c| clean(c.title)).collect());
+        columns.iter().any(|c| !c.title.is_empty()).then(|| columns.iter().map(|c| printable(c.title)).collect());
     let body = rows.iter().map(|r| {
         let cells = r.as_ref();
-        (0..columns.len()).map(|i| cells.get(i).map_or_else(String::new, |c| clean(c))).collect::<Vec<_>>()
+        (0..columns.len()).map(|i| cells.get(i).map_or_else(String::new, |c| printable(c))).collect::<Vec<_>>()
     });
     let lines: Vec<Vec<String>> = header.into_iter().chain(body).collect();
     let mut widths = vec![0usize; columns.len()];
@@ -73,14 +73,29 @@ pub fn write_table<R: AsRef<[String]>>(out: &mut dyn Write, columns: &[Column<'_
     Ok(())
 }
 
-/// Control characters escaped (`\n`, `\u{1b}`), everything else as is.
-fn clean(s: &str) -> String {
-    s.chars().flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect()
+/// Text safe to print on a terminal: control characters and the Unicode
+/// formatting characters that reorder or hide text (bidirectional
+/// overrides, zero-width marks) escaped (`\n`, `\u{202e}`); everything else
+/// as is. Lines from the network and logs go through this before display.
+pub fn printable(s: &str) -> String {
+    s.chars().flat_map(|c| if hides_or_moves(c) { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect()
+}
+
+/// Control characters, and format characters a terminal would obey.
+pub fn hides_or_moves(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printable_escapes_controls_and_reordering_characters() {
+        assert_eq!(printable("PORT 1,2\u{1b}[2J\u{202e}x"), "PORT 1,2\\u{1b}[2J\\u{202e}x");
+        assert_eq!(printable("plain ü"), "plain ü");
+    }
 
     fn render<R: AsRef<[String]>>(columns: &[Column<'_>], rows: &[R]) -> String {
         let mut out = Vec::new();

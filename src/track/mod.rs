@@ -14,7 +14,7 @@ pub use ports::{ControlPorts, PortsError};
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -141,6 +141,9 @@ pub struct TrackerConfig {
     pub ports: ControlPorts,
     /// Most connections tracked at once.
     pub max_connections: usize,
+    /// When the table is full, a client with more sessions than this loses
+    /// its least recently active one to a newcomer.
+    pub max_per_client: usize,
     /// Most out-of-order bytes held per direction before a hole is given up.
     pub max_held_bytes: usize,
     /// Most out-of-order segments held per direction.
@@ -150,8 +153,8 @@ pub struct TrackerConfig {
     /// A closed connection is remembered this long, so that late
     /// retransmissions do not revive it as a new session.
     pub closed_linger: Duration,
-    /// The first session id handed out (the daemon starts from a time-based
-    /// value so that ids stay unique across restarts in one audit log).
+    /// The first session id handed out. Ids are unique within one run; the
+    /// audit trail pairs them with the run's id (its start time).
     pub first_session: u64,
 }
 
@@ -160,8 +163,9 @@ impl Default for TrackerConfig {
         TrackerConfig {
             ports: ControlPorts::default(),
             max_connections: 4096,
-            max_held_bytes: 64 * 1024,
-            max_held_segments: 64,
+            max_per_client: 64,
+            max_held_bytes: 16 * 1024,
+            max_held_segments: 32,
             idle_timeout: Duration::from_secs(2 * 60 * 60),
             closed_linger: Duration::from_secs(10),
             first_session: 1,
@@ -468,14 +472,17 @@ impl Tracker {
     }
 
     /// Free one slot: a closed connection, else the least recently seen one
-    /// that never got a reply. Live, replied-to sessions are never evicted.
+    /// that never got a reply, else the least recently seen session of a
+    /// client holding more than its share (`max_per_client`). Other live
+    /// sessions are never evicted: one client cannot crowd out the rest.
     fn make_room(&mut self, out: &mut dyn FnMut(TrackEvent<'_>)) -> bool {
         let victim = self
             .conns
             .iter()
             .filter(|(_, c)| matches!(c.state, State::Closed(_)) || !c.assured)
             .min_by_key(|(_, c)| (matches!(c.state, State::Open), c.last_seen))
-            .map(|(k, _)| *k);
+            .map(|(k, _)| *k)
+            .or_else(|| self.hog_victim());
         let Some(key) = victim else { return false };
         if let Some(conn) = self.conns.remove(&key) {
             if matches!(conn.state, State::Open) {
@@ -484,6 +491,20 @@ impl Tracker {
             }
         }
         true
+    }
+
+    /// The least recently seen session of the client with the most
+    /// sessions, if it holds more than `max_per_client`.
+    fn hog_victim(&self) -> Option<ControlConn> {
+        let mut per_client: HashMap<IpAddr, usize> = HashMap::new();
+        for key in self.conns.keys() {
+            *per_client.entry(key.client.ip()).or_default() += 1;
+        }
+        let (hog, count) = per_client.into_iter().max_by_key(|(_, n)| *n)?;
+        if count <= self.config.max_per_client {
+            return None;
+        }
+        self.conns.iter().filter(|(k, _)| k.client.ip() == hog).min_by_key(|(_, c)| c.last_seen).map(|(k, _)| *k)
     }
 
     /// When [`Tracker::handle_timeout`] should next be called, if ever.

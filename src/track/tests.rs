@@ -217,3 +217,35 @@ fn close_all_ends_open_sessions() {
     assert_eq!(log, ["close 1 shutdown"]);
     assert!(t.is_empty());
 }
+
+#[test]
+fn a_full_table_takes_room_from_the_client_holding_too_many() {
+    let config = TrackerConfig { max_connections: 4, max_per_client: 2, ..TrackerConfig::default() };
+    let mut t = Tracker::new(config);
+    let session = |client: &str, port: u16, seq: u32, payload: &'static [u8], from_client: bool| {
+        let c = SocketAddr::new(client.parse().expect("ip"), port);
+        let (src, dst) = if from_client { (c, addr(SERVER)) } else { (addr(SERVER), c) };
+        Segment { src, dst, seq, ack: 0, flags: flags(if payload.is_empty() { "S" } else { "A" }), payload }
+    };
+    // One client fills the table with live, answered sessions.
+    for port in 1001..=1004 {
+        feed(
+            &mut t,
+            u64::from(port),
+            &[session("192.0.2.66", port, 1, b"", true), session("192.0.2.66", port, 1, b"220\r\n", false)],
+        );
+    }
+    assert_eq!(t.len(), 4);
+    // Another client still gets in: the hog's oldest session makes room.
+    let log = feed(&mut t, 2000, &[session("192.0.2.10", 5000, 1, b"", true)]);
+    assert_eq!(log, ["close 1 evicted", "open 5"]);
+    // Were the table full of sessions of clients within their share, the
+    // newcomer would be refused.
+    let config = TrackerConfig { max_connections: 2, max_per_client: 2, ..TrackerConfig::default() };
+    let mut t = Tracker::new(config);
+    for (i, client) in ["192.0.2.1", "192.0.2.2"].iter().enumerate() {
+        feed(&mut t, i as u64, &[session(client, 1000, 1, b"", true), session(client, 1000, 1, b"220\r\n", false)]);
+    }
+    assert!(feed(&mut t, 10, &[session("192.0.2.3", 1000, 1, b"", true)]).is_empty());
+    assert_eq!(t.stats().table_full, 1);
+}

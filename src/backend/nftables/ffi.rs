@@ -264,14 +264,22 @@ pub(crate) fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// Waits up to `timeout_ms` for `fd` to have something to read (an error
-/// such as ENOBUFS counts). `Ok(false)` on timeout or interruption.
+/// such as ENOBUFS counts). `Ok(false)` on timeout. A signal (SIGHUP for a
+/// log rotation) does not cut the wait short: poll is resumed with what is
+/// left of the timeout.
 pub(crate) fn wait_readable(fd: BorrowedFd<'_>, timeout_ms: c_int) -> io::Result<bool> {
-    let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-    // SAFETY: one live pollfd, count 1.
-    let rc = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
-    match check(rc as isize) {
-        Ok(n) => Ok(n > 0 && pfd.revents & (libc::POLLIN | libc::POLLERR) != 0),
-        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(false),
-        Err(e) => Err(e),
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms.max(0) as u64);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let left_ms = c_int::try_from(left.as_millis()).unwrap_or(c_int::MAX);
+        let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one live pollfd, count 1.
+        let rc = unsafe { libc::poll(&mut pfd, 1, left_ms) };
+        match check(rc as isize) {
+            Ok(n) => return Ok(n > 0 && pfd.revents & (libc::POLLIN | libc::POLLERR) != 0),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted && !left.is_zero() => continue,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(false),
+            Err(e) => return Err(e),
+        }
     }
 }

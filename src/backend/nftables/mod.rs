@@ -32,7 +32,6 @@ mod socket;
 
 use std::fmt;
 use std::io;
-use std::net::IpAddr;
 use std::ops::BitAnd;
 use std::time::{Duration, Instant};
 
@@ -135,15 +134,6 @@ impl fmt::Debug for Nftables {
 /// Whether `set` holds IPv6 pinholes.
 fn set_is_v6(set: &str) -> bool {
     set == SET_PASSIVE6 || set == SET_ACTIVE6
-}
-
-/// "IPv4" or "IPv6".
-fn family_name(ip: IpAddr) -> &'static str {
-    if ip.is_ipv4() {
-        "IPv4"
-    } else {
-        "IPv6"
-    }
 }
 
 /// A kernel errno at `stage` as a backend error.
@@ -303,7 +293,10 @@ impl Nftables {
     /// An operation ready to send, or why it cannot be.
     fn prepare(&self, index: usize, op: Op, pinhole: &Pinhole) -> Result<Work, OpError> {
         if !self.table.family.holds(pinhole.dst) {
-            return Err(OpError::FamilyNotInTable { table: self.table.clone(), family: family_name(pinhole.dst) });
+            return Err(OpError::FamilyNotInTable {
+                table: self.table.clone(),
+                family: super::family_name(pinhole.dst),
+            });
         }
         let e = Element::of(pinhole);
         let key = Key::new(e.src, e.dst, e.dport)
