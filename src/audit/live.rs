@@ -30,18 +30,36 @@ pub struct LivePinhole {
     pub opened_by: Option<AuditRecord>,
 }
 
-/// Join `live` elements with the most recent `pinhole-open` of each in
-/// `records` (in log order).
-pub fn join(live: &[LiveElement], records: impl IntoIterator<Item = AuditRecord>) -> Vec<LivePinhole> {
-    let mut latest: HashMap<FlowKey, AuditRecord> = HashMap::new();
-    for r in records {
+/// The most recent `pinhole-open` record of each pinhole, kept as records
+/// stream by (nothing else is kept).
+#[derive(Debug, Default)]
+pub struct LatestOpens(HashMap<FlowKey, AuditRecord>);
+
+impl LatestOpens {
+    /// Look at the next record (in log order).
+    pub fn add(&mut self, r: AuditRecord) {
         if r.event != RecordKind::PinholeOpen {
-            continue;
+            return;
         }
         if let Some(p) = r.pinhole() {
-            latest.insert(FlowKey::from(&p), r);
+            self.0.insert(FlowKey::from(&p), r);
         }
     }
+}
+
+impl FromIterator<AuditRecord> for LatestOpens {
+    fn from_iter<I: IntoIterator<Item = AuditRecord>>(records: I) -> Self {
+        let mut latest = LatestOpens::default();
+        for r in records {
+            latest.add(r);
+        }
+        latest
+    }
+}
+
+/// Join `live` elements with the most recent `pinhole-open` of each.
+pub fn join(live: &[LiveElement], latest: LatestOpens) -> Vec<LivePinhole> {
+    let latest = latest.0;
     live.iter()
         .map(|l| {
             let e: &Element = &l.element;
@@ -109,7 +127,9 @@ mod tests {
                 expires: None,
             },
         ];
-        let joined = join(&live, [open(1, 50000, "first"), open(2, 50000, "again"), open(3, 50002, "other")]);
+        let opens: LatestOpens =
+            [open(1, 50000, "first"), open(2, 50000, "again"), open(3, 50002, "other")].into_iter().collect();
+        let joined = join(&live, opens);
         assert_eq!(joined.len(), 2);
         assert_eq!(joined[0].opened_by.as_ref().and_then(|r| r.line.as_deref()), Some("again"));
         assert_eq!(joined[0].expires_s, Some(12.5));

@@ -10,9 +10,9 @@ use clap::{Args, ValueEnum};
 use ipnet::IpNet;
 
 use ftp_pinhole::audit::filter::Filter;
-use ftp_pinhole::audit::live::{join, LivePinhole};
+use ftp_pinhole::audit::live::{join, LatestOpens, LivePinhole};
 use ftp_pinhole::audit::read::{sort_oldest_first, LineError, LogReader};
-use ftp_pinhole::audit::report::{Report, DEFAULT_TOP};
+use ftp_pinhole::audit::report::{Tally, DEFAULT_TOP};
 use ftp_pinhole::audit::text::write_text;
 use ftp_pinhole::audit::AuditRecord;
 use ftp_pinhole::backend::nftables::Nftables;
@@ -103,8 +103,9 @@ pub(crate) fn run(args: AuditArgs) -> anyhow::Result<u8> {
             return Ok(EXIT_BAD_INPUT);
         }
     }
-    let (records, failed) = read_all(&args.logs, &args.filter());
-    let report = Report::from_records(records, args.top);
+    let mut tally = Tally::new();
+    let failed = for_each_record(&args.logs, &args.filter(), |r| tally.add(&r));
+    let report = tally.finish(args.top);
 
     let mut out = BufWriter::new(io::stdout().lock());
     match args.format {
@@ -121,9 +122,10 @@ pub(crate) fn run(args: AuditArgs) -> anyhow::Result<u8> {
     Ok(if failed { EXIT_BAD_INPUT } else { EXIT_OK })
 }
 
-/// Every record of `logs` that passes `filter`, oldest log first; bad lines
-/// are reported on standard error. Whether a log could not be read whole.
-fn read_all(logs: &[PathBuf], filter: &Filter) -> (Vec<AuditRecord>, bool) {
+/// Hand every record of `logs` that passes `filter` to `each`, oldest log
+/// first, one at a time (logs of a busy month need not fit in memory); bad
+/// lines are reported on standard error. Whether a log could not be read whole.
+fn for_each_record(logs: &[PathBuf], filter: &Filter, mut each: impl FnMut(AuditRecord)) -> bool {
     let mut failed = false;
     let mut readers = Vec::new();
     for path in logs {
@@ -136,21 +138,18 @@ fn read_all(logs: &[PathBuf], filter: &Filter) -> (Vec<AuditRecord>, bool) {
         }
     }
     let mut warnings = Warnings::default();
-    let records = sort_oldest_first(readers)
-        .into_iter()
-        .flatten()
-        .filter_map(|item| match item {
-            Ok(record) => Some(record),
+    for item in sort_oldest_first(readers).into_iter().flatten() {
+        match item {
+            Ok(record) if filter.matches(&record) => each(record),
+            Ok(_) => {}
             Err(e) => {
                 failed |= e.is_fatal();
                 warnings.report(&e);
-                None
             }
-        })
-        .filter(|r| filter.matches(r))
-        .collect();
+        }
+    }
     warnings.finish();
-    (records, failed)
+    failed
 }
 
 /// `--live`: the kernel's pinholes, each with the record that opened it.
@@ -158,8 +157,9 @@ fn live(args: &AuditArgs) -> anyhow::Result<u8> {
     let mut backend = Nftables::connect(args.table.spec()?)?;
     let mut elements = backend.list()?;
     elements.sort_by_key(|l| (l.element.set, l.element.src, l.element.dst, l.element.dport));
-    let (records, failed) = read_all(&args.logs, &Filter::default());
-    let pinholes = join(&elements, records);
+    let mut opens = LatestOpens::default();
+    let failed = for_each_record(&args.logs, &Filter::default(), |r| opens.add(r));
+    let pinholes = join(&elements, opens);
     let mut out = BufWriter::new(io::stdout().lock());
     match args.format {
         Format::Json => {
