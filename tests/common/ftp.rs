@@ -137,8 +137,7 @@ pub(crate) fn ftplib(
     files: &Files,
     timeout_s: u32,
 ) -> Transfer {
-    let out = dir.path(&format!("ftplib-{}-{}-{}.bin", mode.name(), host.replace(':', "_"), port));
-    let _ = std::fs::remove_file(&out);
+    let out = output(dir, "ftplib", mode, host, port);
     let start = std::time::Instant::now();
     let o = client.run(&[
         "timeout",
@@ -166,8 +165,7 @@ pub(crate) fn curl(
     files: &Files,
     timeout_s: u32,
 ) -> Transfer {
-    let out = dir.path(&format!("curl-{}-{}-{}.bin", mode.name(), host.replace(':', "_"), port));
-    let _ = std::fs::remove_file(&out);
+    let out = output(dir, "curl", mode, host, port);
     let url_host = if host.contains(':') { format!("[{host}]") } else { host.to_string() };
     let url = format!("ftp://{url_host}:{port}/1M.bin");
     let mut args = vec!["curl", "-sS", "-v", "--connect-timeout"];
@@ -184,6 +182,13 @@ pub(crate) fn curl(
     let start = std::time::Instant::now();
     let o = client.run(&args);
     finish(o, &out, files, start)
+}
+
+/// Where a client writes its download (any earlier copy removed).
+fn output(dir: &Scratch, client: &str, mode: Mode, host: &str, port: u16) -> PathBuf {
+    let out = dir.path(&format!("{client}-{}-{}-{port}.bin", mode.name(), host.replace(':', "_")));
+    let _ = std::fs::remove_file(&out);
+    out
 }
 
 fn finish(o: std::process::Output, out: &Path, files: &Files, start: std::time::Instant) -> Transfer {
@@ -204,8 +209,7 @@ pub(crate) fn lftp(
     files: &Files,
     timeout_s: u32,
 ) -> Transfer {
-    let out = dir.path(&format!("lftp-{}-{}-{}.bin", mode.name(), host.replace(':', "_"), port));
-    let _ = std::fs::remove_file(&out);
+    let out = output(dir, "lftp", mode, host, port);
     let (passive, epsv) = match mode {
         Mode::Pasv => ("on", "no"),
         Mode::Epsv => ("on", "yes"),
