@@ -18,7 +18,7 @@ use common::ftp::{
 };
 use common::netns::{wait_until, Netns};
 use common::topology::{Topology, CLIENT4, SERVER4, SERVER6};
-use common::{binary, run, Scratch};
+use common::{binary, rules, Scratch};
 use serde_json::Value;
 
 /// The daemon, running in the gateway namespace.
@@ -74,14 +74,6 @@ fn sets_empty(gw: &Netns) -> bool {
         let json = gw.ok(&["nft", "-j", "list", "set", "inet", "ftp_pinhole", set]);
         !json.contains("\"elem\"")
     })
-}
-
-fn rules(args: &[&str]) -> String {
-    let mut all = vec!["rules"];
-    all.extend_from_slice(args);
-    let out = run(&all);
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap()
 }
 
 fn expect_ok(what: &str, t: &Transfer) {

@@ -7,12 +7,11 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::netns::{wait_until, Netns};
-use common::topology::{connect, listen, Topology, CLIENT4, CLIENT4_OTHER, CLIENT6, SERVER4, SERVER6};
-use common::{binary, jsonl, run};
+use common::topology::{connect, ep, listen, Topology, CLIENT4, CLIENT4_OTHER, CLIENT6, QUICK, SERVER4, SERVER6, SURE};
+use common::{binary, jsonl, rules};
 
 fn ftp_pinhole(ns: &Netns, args: &[&str]) -> std::process::Output {
     let mut all = vec![binary()];
@@ -26,20 +25,10 @@ fn listed(gw: &Netns) -> Vec<serde_json::Value> {
     jsonl(&out.stdout)
 }
 
-fn ep(ip: &str, port: u16) -> SocketAddr {
-    SocketAddr::new(ip.parse().unwrap(), port)
-}
-
-/// Long enough to show a SYN is dropped (no retransmission within it).
-const QUICK: Duration = Duration::from_millis(700);
-/// Long enough for a connection that must pass, even on a loaded machine.
-const SURE: Duration = Duration::from_secs(3);
-
 #[test]
 fn a_pinhole_opened_by_hand_admits_one_connection_and_no_neighbour() {
     let t = Topology::new("pcli");
-    let rules = run(&["rules", "--profile", "gateway"]);
-    t.gateway.nft(&String::from_utf8(rules.stdout).unwrap());
+    t.gateway.nft(&rules(&["--profile", "gateway"]));
     let accepted = listen(&t.server, SERVER4, 50000, Duration::from_secs(30));
     let _neighbour = listen(&t.server, SERVER4, 50001, Duration::from_secs(30));
     let open = ftp_pinhole(
@@ -69,8 +58,7 @@ fn a_pinhole_opened_by_hand_admits_one_connection_and_no_neighbour() {
 #[test]
 fn close_removes_and_expiry_removes() {
     let t = Topology::new("pcl2");
-    let rules = run(&["rules", "--profile", "gateway"]);
-    t.gateway.nft(&String::from_utf8(rules.stdout).unwrap());
+    t.gateway.nft(&rules(&["--profile", "gateway"]));
     let args = ["--mode", "active", "--src", SERVER6, "--dst", CLIENT6, "--dport", "40000", "--ttl", "30s"];
     let open = ftp_pinhole(&t.gateway, &[&["open"][..], &args].concat());
     assert!(open.status.success(), "{}", String::from_utf8_lossy(&open.stderr));

@@ -7,21 +7,11 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::netns::{wait_until, Netns};
-use common::topology::{connect, listen, Topology, CLIENT4, CLIENT4_OTHER, CLIENT6, SERVER4, SERVER6};
-use common::{binary, run};
-
-/// The ruleset `ftp-pinhole rules ARGS` prints.
-fn rules(args: &[&str]) -> String {
-    let mut all = vec!["rules"];
-    all.extend_from_slice(args);
-    let out = run(&all);
-    assert!(out.status.success(), "rules {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("UTF-8")
-}
+use common::topology::{connect, ep, listen, Topology, CLIENT4, CLIENT4_OTHER, CLIENT6, QUICK, SERVER4, SERVER6, SURE};
+use common::{binary, rules};
 
 /// A ruleset an operator already has, for the include profile.
 fn operator_table(family: &str, name: &str) -> String {
@@ -101,15 +91,6 @@ fn add_element(gw: &Netns, set: &str, key: &str, timeout: &str) {
 fn elements(gw: &Netns, set: &str) -> String {
     gw.ok(&["nft", "-j", "list", "set", "inet", "ftp_pinhole", set])
 }
-
-fn ep(ip: &str, port: u16) -> SocketAddr {
-    SocketAddr::new(ip.parse().unwrap(), port)
-}
-
-/// Long enough to show a SYN is dropped (no retransmission within it).
-const QUICK: Duration = Duration::from_millis(700);
-/// Long enough for a connection that must pass, even on a loaded machine.
-const SURE: Duration = Duration::from_secs(3);
 
 #[test]
 fn gateway_passive_pinhole_admits_one_syn_once() {

@@ -82,6 +82,15 @@ pub(crate) fn run(args: &[&str]) -> Output {
     Command::new(binary()).args(args).output().expect("run ftp-pinhole")
 }
 
+/// The ruleset `ftp-pinhole rules ARGS` prints.
+pub(crate) fn rules(args: &[&str]) -> String {
+    let mut all = vec!["rules"];
+    all.extend_from_slice(args);
+    let out = run(&all);
+    assert!(out.status.success(), "rules {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("UTF-8")
+}
+
 /// Parse JSON lines.
 pub(crate) fn jsonl(bytes: &[u8]) -> Vec<Value> {
     String::from_utf8_lossy(bytes)

@@ -23,6 +23,16 @@ pub(crate) const GW_CLIENT_IF: &str = "gc0";
 /// Gateway interface facing the server.
 pub(crate) const GW_SERVER_IF: &str = "gs0";
 
+/// Long enough to show a SYN is dropped (no retransmission within it).
+pub(crate) const QUICK: Duration = Duration::from_millis(700);
+/// Long enough for a connection that must pass, even on a loaded machine.
+pub(crate) const SURE: Duration = Duration::from_secs(3);
+
+/// `ip:port` as a socket address.
+pub(crate) fn ep(ip: &str, port: u16) -> SocketAddr {
+    SocketAddr::new(ip.parse().unwrap(), port)
+}
+
 /// The three hosts.
 pub(crate) struct Topology {
     pub(crate) client: Netns,
